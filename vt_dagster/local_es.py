@@ -1,0 +1,330 @@
+"""A real single-node Elasticsearch on loopback, built only from Maven Central artifacts.
+
+No registry reachable from these machines ships an Elasticsearch server except Maven Central,
+which carries Elastic's own `integ-test-zip` distribution (server, transport, x-pack core and
+security; no ILM, no `GET /`). This module fetches it with the machine's Maven, caches it
+outside the work tree and runs it single-node, security off, with a small heap.
+
+Elasticsearch refuses to run as root, so when we are root the node runs as an unprivileged
+system user (`vt-es`, created on first use) through `setpriv`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+ES_VERSION = os.environ.get("VT_LOCAL_ES_VERSION", "8.19.21")
+ES_ARTIFACT = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip"
+DEFAULT_PORT = 9200
+DEFAULT_HEAP = "512m"
+SERVICE_USER = "vt-es"
+STATE_FILE = "node.json"
+
+
+class LocalElasticsearchError(RuntimeError):
+    """The local node could not be fetched, started or stopped; the message says why."""
+
+
+def cache_root() -> Path:
+    """Where distributions and node homes live: outside git, readable by the service user."""
+    configured = os.environ.get("VT_DAGSTER_CACHE")
+    if configured:
+        return Path(configured).expanduser().resolve()
+    if os.geteuid() == 0:
+        return Path("/var/cache/vt_dagster")
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vt_dagster"
+
+
+def ensure_distribution(version: str = ES_VERSION, root: Path | None = None) -> Path:
+    """The unpacked distribution for `version`, fetched from Maven Central on first use."""
+    root = root or cache_root()
+    home = root / f"elasticsearch-{version}"
+    if (home / "bin" / "elasticsearch").is_file():
+        return home
+    if shutil.which("mvn") is None:
+        raise LocalElasticsearchError("Maven (`mvn`) is not installed: it fetches Elasticsearch")
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix=".fetch-") as tmp:
+        artifact = ES_ARTIFACT.format(version=version)
+        result = subprocess.run(
+            ["mvn", "-q", "-B", "dependency:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={tmp}"],
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+        )
+        archive = Path(tmp) / f"elasticsearch-{version}.zip"
+        if result.returncode != 0 or not archive.is_file():
+            tail = (result.stdout + result.stderr).strip().splitlines()[-3:]
+            raise LocalElasticsearchError(f"mvn could not fetch {artifact}: {' | '.join(tail)}")
+        unpacked = Path(tmp) / "unpacked"
+        _unzip_keeping_modes(archive, unpacked)
+        try:
+            (unpacked / f"elasticsearch-{version}").rename(home)
+        except OSError:
+            if not (home / "bin" / "elasticsearch").is_file():
+                raise
+            # Another process unpacked the same version first: theirs is as good as ours.
+    _make_world_readable(root)
+    return home
+
+
+def _unzip_keeping_modes(archive: Path, target: Path) -> None:
+    """zipfile drops Unix permissions; the start scripts need their executable bits back."""
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            path = Path(zf.extract(info, target))
+            mode = (info.external_attr >> 16) & 0o777
+            if mode:
+                path.chmod(mode)
+
+
+def _make_world_readable(root: Path) -> None:
+    for path in [root, *root.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode
+        path.chmod(mode | 0o444 | (0o111 if path.is_dir() or mode & 0o100 else 0))
+
+
+def _java_home() -> str:
+    for candidate in (os.environ.get("ES_JAVA_HOME"), os.environ.get("JAVA_HOME")):
+        if candidate and (Path(candidate) / "bin" / "java").exists():
+            return candidate
+    java = shutil.which("java")
+    if java is None:
+        raise LocalElasticsearchError("no Java found (set JAVA_HOME): Elasticsearch 8 needs JDK 17+")
+    return str(Path(java).resolve().parent.parent)
+
+
+def _ensure_service_user() -> None:
+    if subprocess.run(["id", "-u", SERVICE_USER], capture_output=True).returncode == 0:
+        return
+    result = subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVICE_USER],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise LocalElasticsearchError(f"could not create user {SERVICE_USER}: {result.stderr.strip()}")
+
+
+def free_port() -> int:
+    """A port the kernel just handed out on loopback (tests use it to avoid clashes)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class NodeStatus:
+    running: bool
+    url: str | None = None
+    pid: int | None = None
+    health: str | None = None
+
+    def describe(self) -> str:
+        if not self.running:
+            return "local Elasticsearch: not running"
+        return f"local Elasticsearch: running at {self.url} (pid {self.pid}, health {self.health})"
+
+
+class LocalElasticsearch:
+    """One node home (data, logs, config, state file) and the process serving it."""
+
+    def __init__(
+        self,
+        home: Path | None = None,
+        port: int = DEFAULT_PORT,
+        heap: str = DEFAULT_HEAP,
+        version: str = ES_VERSION,
+    ) -> None:
+        self.home = (home or cache_root() / "nodes" / "default").resolve()
+        self.port = port
+        self.heap = heap
+        self.version = version
+
+    @property
+    def state_path(self) -> Path:
+        return self.home / STATE_FILE
+
+    @property
+    def url(self) -> str:
+        state = self._read_state()
+        port = state["port"] if state else self.port
+        return f"http://127.0.0.1:{port}"
+
+    def _read_state(self) -> dict | None:
+        try:
+            return json.loads(self.state_path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def status(self) -> NodeStatus:
+        state = self._read_state()
+        if not state or not _pid_alive(state["pid"]):
+            return NodeStatus(running=False)
+        url = f"http://127.0.0.1:{state['port']}"
+        return NodeStatus(True, url, state["pid"], cluster_health(url))
+
+    def start(self, timeout: float = 180.0) -> str:
+        """Start the node (or reuse the running one) and return its URL once it is healthy."""
+        current = self.status()
+        if current.running:
+            wait_until_healthy(current.url, timeout)
+            return current.url
+        distribution = ensure_distribution(self.version)
+        port = free_port() if self.port == 0 else self.port
+        if _port_in_use(port):
+            raise LocalElasticsearchError(
+                f"port {port} on 127.0.0.1 is already taken by another process: choose --port"
+            )
+        command, env = self._command(distribution, port)
+        log_path = self.home / "logs" / "console.log"
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.home,
+            )
+        self._write_state({"pid": process.pid, "port": port, "version": self.version})
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_healthy(url, timeout, process=process, log_path=log_path)
+        except LocalElasticsearchError:
+            self.stop()
+            raise
+        return url
+
+    def _command(self, distribution: Path, port: int) -> tuple[list[str], dict[str, str]]:
+        for sub in ("data", "logs", "tmp"):
+            (self.home / sub).mkdir(parents=True, exist_ok=True)
+        config = self.home / "config"
+        if not config.exists():
+            shutil.copytree(distribution / "config", config)
+        env = {
+            **os.environ,
+            "ES_JAVA_HOME": _java_home(),
+            "ES_PATH_CONF": str(config),
+            "ES_TMPDIR": str(self.home / "tmp"),
+            "ES_JAVA_OPTS": f"-Xms{self.heap} -Xmx{self.heap}",
+        }
+        settings = {
+            "discovery.type": "single-node",
+            "network.host": "127.0.0.1",
+            "http.port": str(port),
+            "transport.port": "0",
+            "xpack.security.enabled": "false",
+            "path.data": str(self.home / "data"),
+            "path.logs": str(self.home / "logs"),
+            "cluster.routing.allocation.disk.threshold_enabled": "false",
+            "cluster.name": "vt-dagster-local",
+        }
+        command = [str(distribution / "bin" / "elasticsearch")]
+        command += [arg for key, value in settings.items() for arg in ("-E", f"{key}={value}")]
+        if os.geteuid() == 0:
+            _ensure_service_user()
+            subprocess.run(["chown", "-R", f"{SERVICE_USER}:", str(self.home)], check=True)
+            command = ["setpriv", f"--reuid={SERVICE_USER}", f"--regid={SERVICE_USER}",
+                       "--clear-groups", "--", *command]
+        return command, env
+
+    def _write_state(self, state: dict) -> None:
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        tmp.replace(self.state_path)
+
+    def stop(self, timeout: float = 60.0) -> bool:
+        """Stop the node cleanly (SIGTERM, then SIGKILL after `timeout`); False if none ran."""
+        state = self._read_state()
+        if not state:
+            return False
+        pid = state["pid"]
+        was_running = _pid_alive(pid)
+        if was_running:
+            _signal_group(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while _pid_alive(pid) and time.monotonic() < deadline:
+                _reap(pid)
+                time.sleep(0.2)
+            if _pid_alive(pid):
+                _signal_group(pid, signal.SIGKILL)
+                _reap(pid, block=True)
+        self.state_path.unlink(missing_ok=True)
+        return was_running
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _reap(pid: int, block: bool = False) -> None:
+    """Collect our own child so it does not linger as a zombie that looks alive."""
+    try:
+        os.waitpid(pid, 0 if block else os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def cluster_health(url: str) -> str | None:
+    """The cluster's health colour, or None when nothing answers (this distribution has no `GET /`)."""
+    try:
+        response = requests.get(f"{url}/_cluster/health", timeout=2)
+        return response.json().get("status") if response.ok else None
+    except (requests.RequestException, ValueError):
+        return None
+
+
+def wait_until_healthy(
+    url: str,
+    timeout: float,
+    process: subprocess.Popen | None = None,
+    log_path: Path | None = None,
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cluster_health(url) in ("green", "yellow"):
+            return
+        if process is not None and process.poll() is not None:
+            raise LocalElasticsearchError(
+                f"Elasticsearch exited with code {process.returncode} while starting: "
+                f"{_last_error_line(log_path)}"
+            )
+        time.sleep(0.5)
+    raise LocalElasticsearchError(f"Elasticsearch at {url} was not healthy after {timeout:.0f} s")
+
+
+def _last_error_line(log_path: Path | None) -> str:
+    if log_path is None or not log_path.exists():
+        return "no log"
+    lines = log_path.read_text(errors="replace").splitlines()
+    errors = [line for line in lines if "ERROR" in line or "Exception" in line]
+    return (errors or lines or ["empty log"])[0][:300] + f" (see {log_path})"

@@ -1,0 +1,178 @@
+"""Where batches live on disk, how they are written (atomically) and how they are verified.
+
+A raw batch counts as present only when its whole bz2 stream decodes: a file at the final
+path was always verified before it was renamed there, and a file left by another tool is
+checked again before it is trusted.
+"""
+
+from __future__ import annotations
+
+import bz2
+import datetime as dt
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from vt_dagster.feeds import parse_minute_key
+
+PART_SUFFIX = ".part"
+READ_CHUNK = 1 << 20
+# A temp file older than this is debris from a crashed writer, not a download in progress.
+STALE_PART_AGE_S = 3600
+
+
+def raw_batch_path(root: Path, feed: str, batch: str) -> Path:
+    """`<root>/raw/<feed>/<YYYY-MM-DD>/<YYYYMMDDhhmm>.bz2`."""
+    day = parse_minute_key(batch).strftime("%Y-%m-%d")
+    return Path(root) / "raw" / feed / day / f"{batch}.bz2"
+
+
+def missing_marker_path(root: Path, feed: str, batch: str) -> Path:
+    """The note that VT answered 404 for a batch, so it is not asked for on every run."""
+    return raw_batch_path(root, feed, batch).with_suffix(".missing")
+
+
+def summary_path(root: Path, feed: str, batch: str) -> Path:
+    """`<root>/summary/<feed>/<YYYYMMDDhhmm>.summary`."""
+    parse_minute_key(batch)
+    return Path(root) / "summary" / feed / f"{batch}.summary"
+
+
+@contextmanager
+def atomic_writer(path: Path) -> Iterator[BinaryIO]:
+    """Write to a temp file beside `path`, fsync it, then rename over `path`.
+
+    On any exception (disk full, a dropped connection, a failed verification) the temp
+    file is removed and `path` keeps whatever it held before.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PART_SUFFIX, dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_stale_parts(directory: Path, now: float | None = None) -> int:
+    """Delete temp files that crashed writers left behind; returns how many went."""
+    if not directory.is_dir():
+        return 0
+    now = time.time() if now is None else now
+    removed = 0
+    for part in directory.glob(f".*{PART_SUFFIX}"):
+        try:
+            if now - part.stat().st_mtime > STALE_PART_AGE_S:
+                part.unlink()
+                removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+@dataclass(frozen=True)
+class BatchCheck:
+    """What verifying a bz2 batch found: `ok` only when the whole stream decoded."""
+
+    ok: bool
+    bytes: int = 0
+    objects: int = 0
+    sha256: str = ""
+    error: str = ""
+
+
+class BatchVerifier:
+    """Fed the compressed bytes chunk by chunk; decodes them and counts lines on the way.
+
+    Used while a download streams to disk and when checking a file already there, so both
+    paths apply the same rule. bz2 decompression releases the GIL: threads verify in parallel.
+    """
+
+    def __init__(self) -> None:
+        self._sha = hashlib.sha256()
+        self._decoder = bz2.BZ2Decompressor()
+        self._bytes = 0
+        self._newlines = 0
+        self._last_byte = b"\n"
+        self._decoded_any = False
+        self._error = ""
+
+    def update(self, chunk: bytes) -> None:
+        self._sha.update(chunk)
+        self._bytes += len(chunk)
+        if self._error:
+            return
+        try:
+            while chunk:
+                if self._decoder.eof:
+                    # Concatenated bz2 streams (pbzip2/lbzip2 output) are valid batches too.
+                    self._decoder = bz2.BZ2Decompressor()
+                self._count(self._decoder.decompress(chunk))
+                chunk = self._decoder.unused_data if self._decoder.eof else b""
+        except (OSError, EOFError, ValueError) as exc:
+            self._error = f"not a valid bz2 stream ({exc})"
+
+    def _count(self, data: bytes) -> None:
+        if data:
+            self._decoded_any = True
+            self._newlines += data.count(b"\n")
+            self._last_byte = data[-1:]
+
+    def result(self) -> BatchCheck:
+        if self._bytes == 0:
+            return BatchCheck(False, error="empty file (0 bytes)")
+        if self._error:
+            return BatchCheck(False, self._bytes, error=self._error)
+        if not self._decoder.eof:
+            return BatchCheck(False, self._bytes, error="truncated bz2 stream (ended before its end marker)")
+        objects = self._newlines + (0 if self._last_byte == b"\n" else 1)
+        return BatchCheck(True, self._bytes, objects if self._decoded_any else 0, self._sha.hexdigest())
+
+
+def verify_batch_file(path: Path) -> BatchCheck:
+    """Decode a bz2 batch on disk to its end; never raises for a bad or missing file."""
+    verifier = BatchVerifier()
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(READ_CHUNK):
+                verifier.update(chunk)
+    except OSError as exc:
+        return BatchCheck(False, error=f"unreadable ({exc.strerror or exc})")
+    return verifier.result()
+
+
+def write_missing_marker(root: Path, feed: str, batch: str, http_status: int, detail: str) -> Path:
+    """Remember a 404 (atomically, like everything else we write)."""
+    marker = missing_marker_path(root, feed, batch)
+    note = {
+        "batch": batch,
+        "feed": feed,
+        "http_status": http_status,
+        "detail": detail,
+        "checked_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    with atomic_writer(marker) as handle:
+        handle.write(json.dumps(note).encode())
+    return marker

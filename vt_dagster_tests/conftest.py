@@ -1,0 +1,77 @@
+"""Shared fixtures: one real Elasticsearch per test session, unique index prefixes, samples.
+
+Integration tests talk to a real node: `ES_URL` when given (a full cluster, ILM included),
+else the local node from Maven Central started once for the session and stopped after.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from vt_dagster.local_es import LocalElasticsearch, cache_root
+
+SAMPLES_DIR = Path(__file__).resolve().parents[2] / "shared" / "vt_samples"
+SERVICE_FIXTURES = {"es_url": "es", "es_client": "es", "index_prefix": "es"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests by the services they use, so `-m unit` / `-m es` select honestly."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        for fixture, marker in SERVICE_FIXTURES.items():
+            if fixture in fixtures:
+                item.add_marker(marker)
+        if not any(item.iter_markers(name) for name in ("es", "service", "browser")):
+            item.add_marker("unit")
+
+
+@pytest.fixture(scope="session")
+def samples_dir() -> Path:
+    """The real VT objects in ../shared/vt_samples (a missing folder is a failure, not a skip)."""
+    if not SAMPLES_DIR.is_dir():
+        pytest.fail(f"VT samples folder {SAMPLES_DIR} is missing: shared/ must sit beside the repo")
+    return SAMPLES_DIR
+
+
+@pytest.fixture(scope="session")
+def es_url() -> Iterator[str]:
+    given = os.environ.get("ES_URL")
+    if given:
+        yield given.rstrip("/")
+        return
+    # Under the cache root, not pytest's tmp dir: the node may run as an unprivileged user
+    # that cannot enter root's private temp folders.
+    home = cache_root() / "nodes" / f"pytest-{os.getpid()}"
+    node = LocalElasticsearch(home=home, port=0)
+    try:
+        yield node.start()
+    finally:
+        node.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def es_client(es_url: str) -> Iterator[Elasticsearch]:
+    client = Elasticsearch(es_url, request_timeout=60)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def index_prefix(es_client: Elasticsearch) -> Iterator[str]:
+    """A prefix no other test uses; everything created under it is deleted afterwards."""
+    prefix = f"vt-test-{uuid.uuid4().hex[:10]}"
+    yield prefix
+    indices = es_client.indices.get(index=f"{prefix}*", expand_wildcards="all", allow_no_indices=True)
+    if indices:
+        es_client.indices.delete(index=",".join(indices))
+    templates = es_client.indices.get_index_template(name=f"{prefix}*").get("index_templates", [])
+    for template in templates:
+        es_client.indices.delete_index_template(name=template["name"])

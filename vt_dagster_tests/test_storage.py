@@ -1,0 +1,88 @@
+"""Atomic writes, batch verification and the on-disk layout."""
+
+from __future__ import annotations
+
+import bz2
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from vt_dagster.storage import (
+    atomic_writer,
+    missing_marker_path,
+    raw_batch_path,
+    remove_stale_parts,
+    summary_path,
+    verify_batch_file,
+)
+
+
+def test_raw_and_summary_paths_follow_the_design_layout(tmp_path: Path) -> None:
+    assert raw_batch_path(tmp_path, "files", "202611230759") == tmp_path / "raw/files/2026-11-23/202611230759.bz2"
+    assert missing_marker_path(tmp_path, "urls", "202611230759").name == "202611230759.missing"
+    assert summary_path(tmp_path, "files", "202611230759") == tmp_path / "summary/files/202611230759.summary"
+
+
+@pytest.mark.parametrize("bad", ["2026112307", "20261123075x", "202613230759", "../../etc/pwd"])
+def test_bad_batch_keys_are_refused_with_a_message_naming_them(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(ValueError, match="batch key"):
+        raw_batch_path(tmp_path, "files", bad)
+
+
+def test_atomic_writer_replaces_only_after_success(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "batch.bz2"
+    with atomic_writer(target) as handle:
+        handle.write(b"first")
+    assert target.read_bytes() == b"first"
+
+    with pytest.raises(RuntimeError):
+        with atomic_writer(target) as handle:
+            handle.write(b"half of the second")
+            raise RuntimeError("connection lost")
+    assert target.read_bytes() == b"first"
+    assert list(target.parent.iterdir()) == [target], "no temp file may remain"
+
+
+def test_verify_counts_objects_of_a_complete_batch(tmp_path: Path) -> None:
+    path = tmp_path / "ok.bz2"
+    path.write_bytes(bz2.compress(b'{"id":"a"}\n{"id":"b"}\n{"id":"c"}'))
+    check = verify_batch_file(path)
+    assert check.ok and check.objects == 3 and check.bytes == path.stat().st_size and len(check.sha256) == 64
+
+
+def test_verify_accepts_concatenated_streams_as_parallel_compressors_write_them(tmp_path: Path) -> None:
+    path = tmp_path / "multi.bz2"
+    path.write_bytes(bz2.compress(b'{"id":"a"}\n') + bz2.compress(b'{"id":"b"}\n'))
+    assert verify_batch_file(path).objects == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        (bz2.compress(b'{"id":"a"}\n' * 1000)[:-20], "truncated"),
+        (b"this is not bz2", "not a valid bz2"),
+        (b"", "empty file"),
+    ],
+)
+def test_verify_rejects_truncated_corrupt_and_empty_files(tmp_path: Path, content: bytes, error: str) -> None:
+    path = tmp_path / "bad.bz2"
+    path.write_bytes(content)
+    check = verify_batch_file(path)
+    assert not check.ok and error in check.error
+
+
+def test_verify_reports_a_missing_file_instead_of_raising(tmp_path: Path) -> None:
+    assert "unreadable" in verify_batch_file(tmp_path / "nope.bz2").error
+
+
+def test_stale_temp_files_are_cleaned_but_fresh_ones_left_alone(tmp_path: Path) -> None:
+    stale = tmp_path / ".202611230759.bz2.abc.part"
+    fresh = tmp_path / ".202611230800.bz2.def.part"
+    stale.write_bytes(b"x")
+    fresh.write_bytes(b"y")
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    assert remove_stale_parts(tmp_path) == 1
+    assert not stale.exists() and fresh.exists()
