@@ -11,14 +11,24 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from elasticsearch import Elasticsearch
 
 from vt_dagster.local_es import LocalElasticsearch, cache_root
 
+if TYPE_CHECKING:
+    from vt_dagster.emulator import FeedsEmulator
+    from vt_dagster.vt_client import FeedsClient
+
+# Tests never phone home (this machine has no network beyond package registries anyway).
+os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+
 SAMPLES_DIR = Path(__file__).resolve().parents[2] / "shared" / "vt_samples"
-SERVICE_FIXTURES = {"es_url": "es", "es_client": "es", "index_prefix": "es"}
+SERVICE_FIXTURES = {
+    "es_url": "es", "es_client": "es", "index_prefix": "es", "emulator": "service", "feeds_client": "service",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -72,6 +82,28 @@ def index_prefix(es_client: Elasticsearch) -> Iterator[str]:
     indices = es_client.indices.get(index=f"{prefix}*", expand_wildcards="all", allow_no_indices=True)
     if indices:
         es_client.indices.delete(index=",".join(indices))
-    templates = es_client.indices.get_index_template(name=f"{prefix}*").get("index_templates", [])
+    found = es_client.options(ignore_status=404).indices.get_index_template(name=f"{prefix}*")
+    templates = found.get("index_templates", [])
     for template in templates:
         es_client.indices.delete_index_template(name=template["name"])
+
+
+@pytest.fixture
+def emulator() -> Iterator[FeedsEmulator]:
+    """A real VT feeds emulator on loopback, small batches, real clock."""
+    from vt_dagster.emulator import EmulatorConfig, FeedsEmulator
+
+    with FeedsEmulator(EmulatorConfig(objects_per_minute=3, seed=7)) as running:
+        yield running
+
+
+@pytest.fixture
+def feeds_client(emulator: FeedsEmulator) -> Iterator[FeedsClient]:
+    """A client of the emulator whose retries back off in milliseconds, not seconds."""
+    from vt_dagster.vt_client import FeedsClient, RetryPolicy
+
+    retry = RetryPolicy(max_attempts=4, backoff_base_s=0.01, backoff_cap_s=0.05,
+                        not_available_wait_s=0.01, not_available_attempts=2)
+    with FeedsClient(api_key=emulator.config.api_key, api_url=emulator.base_url, retry=retry,
+                     read_timeout_s=10) as client:
+        yield client

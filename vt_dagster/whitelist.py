@@ -1,0 +1,224 @@
+"""The URL whitelist: hosts whose URLs are noise in VT URL lists (CRL/OCSP, XML schemas...).
+
+The list is data, not code: `vt_dagster/data/url_whitelist.txt` ships with the package and
+users can point at their own file. A URL is whitelisted when its host equals an entry or is a
+subdomain of one (label boundary, case-insensitive, IDNA-normalised). Anything that cannot be
+parsed is *kept*: a garbage URL must never disappear by accident.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from functools import cache, lru_cache
+from importlib import resources
+from pathlib import Path
+from urllib.parse import urlsplit
+
+DEFAULT_RESOURCE = ("vt_dagster", "data/url_whitelist.txt")
+# Decisions are cached per authority ("user@host:port"); the same hosts repeat all the time.
+_DECISION_CACHE_LIMIT = 200_000
+# Characters that end the authority part of a URL (backslash: browsers treat it as "/").
+_AUTHORITY_END = ("/", "?", "#", "\\")
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789+-.")
+_NOT_IN_HOSTS = frozenset(" \t\r\n@[]<>\"'`{}|^")
+
+
+class WhitelistError(ValueError):
+    """A whitelist file that cannot be read or holds a line that is not a host."""
+
+
+def _is_scheme(text: str) -> bool:
+    """RFC 3986 scheme syntax; "a.com/x?u=http" before a "://" is a path, not a scheme."""
+    if text.isascii() and text.isalnum():
+        return text[0].isalpha()
+    return text[0].isalpha() and text.isascii() and _SCHEME_CHARS.issuperset(text.lower())
+
+
+def _authority(url: str) -> str:
+    """The authority part of `url` ("user@host:port"), tolerating scheme-less URLs.
+
+    `urlsplit("crl.microsoft.com:80/x")` would take the host for a scheme, so the
+    authority is cut out by hand and only it goes to urllib.
+    """
+    text = url.strip()
+    sep = text.find("://")
+    if sep > 0 and _is_scheme(text[:sep]):
+        text = text[sep + 3 :]
+    elif text.startswith("//"):
+        text = text[2:]
+    end = len(text)
+    for char in _AUTHORITY_END:
+        pos = text.find(char, 0, end)
+        if pos >= 0:
+            end = pos
+    return text[:end]
+
+
+@lru_cache(maxsize=65_536)
+def normalise_host(authority: str) -> str | None:
+    """The comparable form of the host in `authority`, or None when it is not a host.
+
+    Lower case, no userinfo, port or trailing dot, IPv6 compressed, IDN in punycode
+    (so `bücher.example` and `xn--bcher-kva.example` compare equal).
+    """
+    if authority.isascii() and "@" not in authority and "[" not in authority:
+        host: str | None = authority.partition(":")[0].lower()  # what urlsplit would do
+    else:
+        try:
+            host = urlsplit("//" + authority).hostname
+        except ValueError:
+            return None
+    if not host:
+        return None
+    host = host.rstrip(".")
+    if ":" in host:
+        try:
+            return ipaddress.IPv6Address(host.split("%", 1)[0]).compressed
+        except ValueError:
+            return None
+    if not host or not _NOT_IN_HOSTS.isdisjoint(host):
+        return None
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            return None
+    return host
+
+
+def host_of(url: str) -> str | None:
+    """The normalised host of `url` (scheme optional), or None if it has none."""
+    if not isinstance(url, str):
+        return None
+    return normalise_host(_authority(url))
+
+
+def _is_ip_literal(host: str) -> bool:
+    """IP hosts match entries exactly: "label boundaries" mean nothing in an address."""
+    return ":" in host or host.replace(".", "").isdigit()
+
+
+class UrlWhitelist:
+    """A set of hosts; URLs on those hosts (or their subdomains) are dropped as noise."""
+
+    def __init__(self, hosts: Iterable[str] = (), *, source: str = "<memory>") -> None:
+        self.source = source
+        normalised: set[str] = set()
+        for entry in hosts:
+            host = self._entry_host(entry)
+            if host is None:
+                raise WhitelistError(f"URL whitelist {source}: {entry!r} is not a host name")
+            normalised.add(host)
+        self._hosts = frozenset(normalised)
+        self._decisions: dict[str, bool] = {}
+
+    @staticmethod
+    def _entry_host(entry: str) -> str | None:
+        """Entries may be written as hosts, `*.host`, `.host` or whole URLs."""
+        text = entry.strip()
+        try:
+            return ipaddress.ip_address(text.strip("[]")).compressed
+        except ValueError:
+            pass
+        if text.startswith("*."):
+            text = text[2:]
+        return host_of(text.lstrip("."))
+
+    @classmethod
+    def default(cls) -> UrlWhitelist:
+        """The whitelist shipped with the package (loaded once per process)."""
+        return _default_whitelist()
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> UrlWhitelist:
+        """Load a user's whitelist: one host per line, `#` starts a comment."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise WhitelistError(f"cannot read URL whitelist {path}: {reason}") from None
+        return cls.from_text(text, source=str(path))
+
+    @classmethod
+    def from_text(cls, text: str, *, source: str = "<text>") -> UrlWhitelist:
+        """Parse whitelist text; a bad line names its file and line number."""
+        hosts: list[str] = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            entry = line.split("#", 1)[0].strip()
+            if not entry:
+                continue
+            if cls._entry_host(entry) is None:
+                raise WhitelistError(
+                    f"URL whitelist {source}, line {number}: {entry!r} is not a host name"
+                )
+            hosts.append(entry)
+        return cls(hosts, source=source)
+
+    @property
+    def hosts(self) -> frozenset[str]:
+        """The normalised entries."""
+        return self._hosts
+
+    def __len__(self) -> int:
+        return len(self._hosts)
+
+    def __repr__(self) -> str:
+        return f"UrlWhitelist({len(self._hosts)} hosts from {self.source})"
+
+    def is_whitelisted(self, url: str) -> bool:
+        """True when `url`'s host is an entry or a subdomain of one; False for garbage."""
+        if not isinstance(url, str):
+            return False
+        known = self._decisions.get(url)
+        if known is not None:
+            return known
+        authority = _authority(url)
+        decision = self._decisions.get(authority)
+        if decision is None:
+            decision = self._decide(normalise_host(authority))
+            if len(self._decisions) >= _DECISION_CACHE_LIMIT:
+                self._decisions.clear()
+            self._decisions[authority] = decision
+        # The same URLs recur across objects (CRL/OCSP/schema links): remember them whole too.
+        self._decisions[url] = decision
+        return decision
+
+    def _decide(self, host: str | None) -> bool:
+        if not host:
+            return False
+        hosts = self._hosts
+        if host in hosts:
+            return True
+        if _is_ip_literal(host):
+            return False
+        dot = host.find(".")
+        while dot >= 0:
+            host = host[dot + 1 :]
+            if host in hosts:
+                return True
+            dot = host.find(".")
+        return False
+
+    def filter(self, urls: Iterable[str]) -> tuple[list[str], int]:
+        """(URLs kept in their order, number dropped as whitelisted)."""
+        kept: list[str] = []
+        dropped = 0
+        for url in urls:
+            if self.is_whitelisted(url):
+                dropped += 1
+            else:
+                kept.append(url)
+        return kept, dropped
+
+
+@cache
+def _default_whitelist() -> UrlWhitelist:
+    package, name = DEFAULT_RESOURCE
+    resource = resources.files(package).joinpath(name)
+    try:
+        text = resource.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WhitelistError(f"cannot read the packaged URL whitelist {resource}: {exc}") from None
+    return UrlWhitelist.from_text(text, source=f"{package}/{name}")

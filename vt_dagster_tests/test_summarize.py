@@ -1,0 +1,864 @@
+"""Summarizers: golden summaries of real VT objects, odd input, every feed, schema agreement.
+
+Golden files (`golden/<sample>.summary.json`) were generated once and then checked value by
+value against the samples. After a deliberate change, regenerate them with
+`VT_DAGSTER_WRITE_GOLDEN=1 python -m pytest vt_dagster_tests/test_summarize.py` and review
+the diff: a golden file is a claim about the sample, not a snapshot to wave through.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import ipaddress
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vt_dagster.summarize import (
+    MAX_LIST_ITEMS,
+    MAX_STRING_CHARS,
+    NotAVTObjectError,
+    summarize_domain_object,
+    summarize_file_behaviour_object,
+    summarize_file_object,
+    summarize_ip_address_object,
+    summarize_object,
+    summarize_url_object,
+)
+from vt_dagster.whitelist import UrlWhitelist
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES_DIR = Path(__file__).resolve().parents[2] / "shared" / "vt_samples"
+GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
+SCHEMA_DOC = REPO / "docs" / "summary-schema.md"
+TEMPLATE = REPO / "index_templates" / "vt_summaries.template.json"
+BATCH = "202406011200"
+BATCH_TIMESTAMP = "2024-06-01T12:00:00Z"
+FEED_OF_TYPE = {
+    "file": "files", "url": "urls", "domain": "domains", "ip_address": "ip_addresses",
+    "file_behaviour": "file_behaviours",
+}
+WHITELIST = UrlWhitelist.default()
+VT_API = "https://www.virustotal.com/api/v3"
+SHA256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+
+# --- realistic and maximal objects for every feed ------------------------------------------
+
+def _file_object() -> dict[str, Any]:
+    """A file feed line with every field the file summarizer reads (an APK-ish PE hybrid)."""
+    return {
+        "type": "file",
+        "id": SHA256,
+        "links": {"self": f"{VT_API}/files/{SHA256}"},
+        "attributes": {
+            "md5": "098f6bcd4621d373cade4e832627b4f6",
+            "sha1": "a94a8fe5ccb19ba61c4c0873d391e987982fbbd3",
+            "sha256": SHA256,
+            "ssdeep": "3:AXGBicFlgVNhBGcL6wCrFQEv:AXGHsNhxLsr2C",
+            "tlsh": "T1D8A022A2A3C83E2C8F8D6D4E8E2A4F0E0C3C0B0A0A0E0C3C0B0A0A0E0C3C0B0A0A0E",
+            "vhash": "017067655d1d1bz4!z",
+            "authentihash": "4f2a1b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8",
+            "size": 1_532_416,
+            "names": ["invoice.exe", "invoice.pdf.exe", "invoice.exe", "  "],
+            "meaningful_name": "invoice.exe",
+            "type_tag": "peexe",
+            "type_description": "Win32 EXE",
+            "type_extension": "exe",
+            "magic": "PE32 executable for MS Windows (GUI) Intel 80386 32-bit",
+            "tags": ["peexe", "signed", "overlay"],
+            "capabilities_tags": ["keylogger", "screenshot"],
+            "packers": {"PEiD": "UPX -> www.upx.sourceforge.net", "F-PROT": "UPX"},
+            "exiftool": {"MIMEType": "application/octet-stream", "FileType": "Win32 EXE"},
+            "pe_info": {"imphash": "f34d5f2d4577ed6d9ceec516c1f5a744", "timestamp": 1700000000},
+            "signature_info": {
+                "verified": "Signed",
+                "signers": "Evil Corp Ltd; Sectigo Public Code Signing CA R36; Sectigo",
+                "signers details": [
+                    {"name": "Evil Corp Ltd", "status": "Valid", "thumbprint": "AB12"},
+                    {"name": "Sectigo Public Code Signing CA R36", "status": "Valid"},
+                ],
+                "original name": "client.exe",
+                "product": "Invoice Viewer",
+                "description": "Invoice Viewer Setup",
+                "file version": "1.2.3.4",
+            },
+            "creation_date": 1_700_000_000,
+            "first_submission_date": 1_717_000_000,
+            "last_submission_date": 1_717_240_000,
+            "first_seen_itw_date": 1_716_990_000,
+            "last_seen_itw_date": 1_717_230_000,
+            "last_analysis_date": 1_717_240_100,
+            "last_modification_date": 1_717_240_200,
+            "times_submitted": 3,
+            "unique_sources": 2,
+            "reputation": -12,
+            "downloadable": True,
+            "total_votes": {"harmless": 0, "malicious": 4},
+            "main_icon": {"raw_md5": "0b5ad8f6f8d3a6e5e2c8e76c1d3d8f11",
+                          "dhash": "71b0b0d4d4b0b071"},
+            "last_analysis_stats": {
+                "harmless": 0, "type-unsupported": 4, "suspicious": 1, "confirmed-timeout": 0,
+                "timeout": 1, "failure": 2, "malicious": 55, "undetected": 10, "new-category": 3,
+            },
+            "popular_threat_classification": {
+                "suggested_threat_label": "trojan.agenttesla/msil",
+                "popular_threat_category": [{"count": 30, "value": "trojan"}],
+                "popular_threat_name": [
+                    {"count": 12, "value": "agenttesla"}, {"count": 3, "value": "msil"},
+                ],
+            },
+            "crowdsourced_yara_results": [
+                {"rule_name": "AgentTesla_Strings", "ruleset_name": "agenttesla",
+                 "source": "https://github.com/example/rules", "author": "someone"},
+                {"rule_name": "UPX_Packed", "ruleset_name": "packers"},
+            ],
+            "sigma_analysis_results": [
+                {"rule_title": "Scheduled Task Creation", "rule_level": "low", "rule_id": "x1"},
+                {"rule_title": "Suspicious PowerShell", "rule_level": "high", "rule_id": "x2"},
+            ],
+            "sigma_analysis_stats": {"critical": 0, "high": 1, "medium": 0, "low": 1},
+            "crowdsourced_ids_results": [
+                {"rule_msg": "ET MALWARE AgentTesla Exfil Via SMTP", "alert_severity": "high",
+                 "alert_context": [{"dest_ip": "203.0.113.9", "dest_port": 587}]},
+            ],
+            "crowdsourced_ids_stats": {"high": 1, "medium": 0, "low": 0, "info": 2},
+            "sandbox_verdicts": {
+                "Zenbox": {"category": "malicious", "confidence": 80, "sandbox_name": "Zenbox",
+                           "malware_classification": ["MALWARE", "TROJAN"],
+                           "malware_names": ["AgentTesla"]},
+                "C2AE": {"category": "malicious", "sandbox_name": "C2AE",
+                         "malware_classification": ["MALWARE"], "malware_names": []},
+            },
+            "androguard": {
+                "Package": "com.example.invoice",
+                "StringsInformation": [
+                    "https://c2.badexample.net/api/v1/register",
+                    "Visit HTTP://promo.badexample.net/x?id=1 now",
+                    "http://schemas.android.com/apk/res/android",
+                    "content://sms/inbox",
+                    "no url here",
+                ],
+            },
+            "network_infrastructure": [
+                "http://c2.badexample.net/gate.php",
+                "ocsp.digicert.com",
+                {"url": "http://198.51.100.4:8080/panel"},
+            ],
+        },
+        "relationships": {
+            "contacted_urls": {"data": [
+                {"type": "url", "id": "a" * 64,
+                 "context_attributes": {"url": "http://c2.badexample.net/gate.php"}},
+                {"type": "url", "id": "b" * 64,
+                 "context_attributes": {"url": "http://crl.microsoft.com/pki/x.crl"}},
+            ]},
+            "embedded_urls": {"data": [
+                {"type": "url", "id": "c" * 64,
+                 "attributes": {"url": "https://paste.example/raw/1"}},
+                "http://schemas.microsoft.com/SMI/2005/WindowsSettings",
+            ]},
+            "itw_urls": {"data": [
+                {"type": "url", "id": "d" * 64,
+                 "context_attributes": {"url": "https://drive.google.com/uc?id=1&export=download"}},
+            ]},
+        },
+        "context_attributes": {
+            "download_url": "https://www.virustotal.com/api/v3/feeds/files/TOKEN/download",
+            "submitter": {"city": "ashburn", "country": "US", "region": "virginia",
+                          "id": "4f3c2a1b", "interface": "api"},
+        },
+    }
+
+
+def _url_object() -> dict[str, Any]:
+    return {
+        "type": "url",
+        "id": "e" * 64,
+        "attributes": {
+            "url": "http://login.badexample.net/owa/?user=a@b.example",
+            "last_final_url": "https://login.badexample.net/owa/auth.php",
+            "redirection_chain": [
+                "http://login.badexample.net/owa/?user=a@b.example",
+                "https://www.google.com/url?q=https://login.badexample.net/owa/auth.php",
+                "https://login.badexample.net/owa/auth.php",
+            ],
+            "outgoing_links": [
+                "https://exfil.badexample.org/collect",
+                "http://www.w3.org/1999/xhtml",
+                "https://www.microsoft.com/",
+                "https://exfil.badexample.org/collect",
+            ],
+            "title": "  Outlook Web App  ",
+            "tld": "net",
+            "last_http_response_code": 200,
+            "last_http_response_content_length": 5321,
+            "last_http_response_content_sha256": "f" * 64,
+            "favicon": {"raw_md5": "7a5e3d2c1b0a99887766554433221100", "dhash": "e0e0f0f0b0b0e0e0"},
+            "categories": {"Forcepoint ThreatSeeker": "phishing", "Sophos": "phishing",
+                           "BitDefender": "phishing and fraud"},
+            "targeted_brand": {"Phishtank": "Microsoft", "OpenPhish": "Microsoft"},
+            "threat_names": ["Phishing.Outlook"],
+            "tags": ["phishing"],
+            "reputation": -5,
+            "times_submitted": 2,
+            "first_submission_date": 1_717_200_000,
+            "last_submission_date": 1_717_230_000,
+            "last_analysis_date": 1_717_230_060,
+            "last_modification_date": 1_717_230_120,
+            "last_analysis_stats": {"harmless": 60, "malicious": 8, "suspicious": 1,
+                                    "undetected": 20, "timeout": 0},
+            "total_votes": {"harmless": 0, "malicious": 1},
+        },
+        "context_attributes": {
+            "url": "http://login.badexample.net/owa/?user=a@b.example",
+            "submitter": {"city": "paris", "country": "FR", "region": "ile-de-france",
+                          "id": "99aa", "interface": "web"},
+        },
+    }
+
+
+def _domain_object() -> dict[str, Any]:
+    return {
+        "data": {
+            "type": "domain",
+            "id": "badexample.net",
+            "attributes": {
+                "tld": "net",
+                "registrar": "NameCheap, Inc.",
+                "creation_date": 1_710_000_000,
+                "last_update_date": 1_715_000_000,
+                "last_dns_records_date": 1_717_000_000,
+                "last_dns_records": [
+                    {"type": "A", "value": "203.0.113.7", "ttl": 300},
+                    {"type": "AAAA", "value": "2001:db8::7", "ttl": 300},
+                    {"type": "MX", "value": "mx.badexample.net", "priority": 10},
+                    {"type": "NS", "value": "ns1.dns.example"},
+                    {"type": "A", "value": "203.0.113.7"},
+                ],
+                "jarm": "2ad2ad0002ad2ad00042d42d00000069d641f34fe76acdc05c40262f8815e5",
+                "last_https_certificate_date": 1_717_000_100,
+                "last_https_certificate": {
+                    "thumbprint": "1" * 40,
+                    "thumbprint_sha256": "2" * 64,
+                    "serial_number": "0a1b2c",
+                    "issuer": {"CN": "R3", "O": "Let's Encrypt", "C": "US"},
+                    "subject": {"CN": "badexample.net"},
+                    "extensions": {
+                        "subject_alternative_name": ["badexample.net", "*.badexample.net"],
+                    },
+                },
+                "popularity_ranks": {
+                    "Cisco Umbrella": {"rank": 950_000, "timestamp": 1_717_000_000},
+                    "Tranco": {"rank": 120_000, "timestamp": 1_717_000_000},
+                },
+                "categories": {"Webroot": "Phishing and Other Frauds", "Sophos": "phishing"},
+                "favicon": {"raw_md5": "7a5e3d2c1b0a99887766554433221100",
+                            "dhash": "e0e0f0f0b0b0e0e0"},
+                "tags": ["dga"],
+                "reputation": -20,
+                "last_analysis_date": 1_717_100_000,
+                "last_modification_date": 1_717_100_100,
+                "last_analysis_stats": {"harmless": 50, "malicious": 9, "suspicious": 0,
+                                        "undetected": 30, "timeout": 0},
+                "total_votes": {"harmless": 0, "malicious": 3},
+            },
+        }
+    }
+
+
+def _ip_object() -> dict[str, Any]:
+    return {
+        "type": "ip_address",
+        "id": "203.0.113.7",
+        "attributes": {
+            "asn": 64_500,
+            "as_owner": "EXAMPLE-AS",
+            "country": "NL",
+            "continent": "EU",
+            "network": "203.0.113.0/24",
+            "regional_internet_registry": "RIPE NCC",
+            "jarm": "2ad2ad0002ad2ad00042d42d00000069d641f34fe76acdc05c40262f8815e5",
+            "last_https_certificate_date": 1_717_000_100,
+            "last_https_certificate": {
+                "thumbprint": "3" * 40, "thumbprint_sha256": "4" * 64, "serial_number": "ff01",
+                "issuer": {"CN": "R3", "O": "Let's Encrypt"}, "subject": {"CN": "badexample.net"},
+                "extensions": {"subject_alternative_name": ["badexample.net"]},
+            },
+            "tags": [],
+            "reputation": 0,
+            "last_analysis_date": 1_717_100_000,
+            "last_modification_date": 1_717_100_100,
+            "last_analysis_stats": {"harmless": 70, "malicious": 2, "suspicious": 0,
+                                    "undetected": 17, "timeout": 0},
+            "total_votes": {"harmless": 1, "malicious": 0},
+        },
+    }
+
+
+def _behaviour_object() -> dict[str, Any]:
+    """A file-behaviours feed line as VT's sandboxes report it."""
+    dropped = "5" * 64
+    schtasks = '"C:\\Windows\\System32\\schtasks.exe" /Create /TN Updates /XML tmp1.xml'
+    return {
+        "type": "file_behaviour",
+        "id": f"{SHA256}_VirusTotal Jujubox",
+        "links": {"self": f"{VT_API}/file_behaviours/{SHA256}_VirusTotal Jujubox"},
+        "attributes": {
+            "sandbox_name": "VirusTotal Jujubox",
+            "analysis_date": 1_717_241_000,
+            "behash": "5e2f0c8f0b1d3c2a9e8d7c6b5a493827",
+            "has_pcap": True,
+            "tags": ["DETECT_DEBUG_ENVIRONMENT", "LONG_SLEEPS", "PERSISTENCE"],
+            "verdicts": ["MALWARE", "TROJAN"],
+            "verdict_labels": ["AgentTesla"],
+            "verdict_confidence": 85,
+            "processes_created": [
+                "C:\\Users\\user\\AppData\\Local\\Temp\\invoice.exe",
+                schtasks,
+            ],
+            "command_executions": [
+                schtasks,
+            ],
+            "mutexes_created": ["Global\\7d1f4b3a", "Local\\ZonesCacheCounterMutex"],
+            "files_dropped": [
+                {"path": "C:\\Users\\user\\AppData\\Roaming\\svchost.exe", "sha256": dropped,
+                 "type": "Win32 EXE"},
+                {"path": "C:\\Users\\user\\tmp1.xml"},
+            ],
+            "dns_lookups": [
+                {"hostname": "c2.badexample.net", "resolved_ips": ["203.0.113.7"]},
+                {"hostname": "ocsp.digicert.com", "resolved_ips": ["192.0.2.80"]},
+                {"hostname": "nx.badexample.org"},
+            ],
+            "ip_traffic": [
+                {"destination_ip": "203.0.113.7", "destination_port": 443,
+                 "transport_layer_protocol": "TCP"},
+                {"destination_ip": "198.51.100.53", "destination_port": 53,
+                 "transport_layer_protocol": "UDP"},
+            ],
+            "http_conversations": [
+                {"url": "http://c2.badexample.net/gate.php", "request_method": "POST",
+                 "response_status_code": 200},
+                {"url": "http://crl.microsoft.com/pki/crl/products/MicCodSigPCA.crl",
+                 "request_method": "GET"},
+            ],
+            "mitre_attack_techniques": [
+                {"id": "T1053.005", "signature_description": "Scheduled Task",
+                 "severity": "IMPACT_SEVERITY_MEDIUM"},
+                {"id": "T1055", "signature_description": "Process Injection"},
+            ],
+            "signature_matches": [
+                {"name": "Creates a scheduled task", "format": "SIG_FORMAT_YARA",
+                 "severity": "SIG_SEVERITY_MEDIUM"},
+            ],
+            "sigma_analysis_results": [
+                {"rule_title": "Scheduled Task Creation", "rule_level": "low"},
+            ],
+            "ids_alerts": [
+                {"rule_msg": "ET MALWARE AgentTesla CnC Checkin", "alert_severity": "high"},
+            ],
+        },
+    }
+
+
+MAXIMAL_OBJECTS = {
+    "files": _file_object, "urls": _url_object, "domains": _domain_object,
+    "ip_addresses": _ip_object, "file_behaviours": _behaviour_object,
+}
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+def _schema_rows() -> dict[str, tuple[str, set[str]]]:
+    """field -> (type, feeds) from the Markdown table."""
+    rows: dict[str, tuple[str, set[str]]] = {}
+    for line in SCHEMA_DOC.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("| `"):
+            continue
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        assert len(cells) == 4, f"schema row does not have 4 cells: {line}"
+        field, kind, feeds = cells[0].strip("`"), cells[1], cells[2]
+        assert field not in rows, f"field listed twice in the schema: {field}"
+        feed_set = set(FEED_OF_TYPE.values()) if feeds == "all" else {
+            f.strip() for f in feeds.split(",")
+        }
+        assert feed_set <= set(FEED_OF_TYPE.values()), f"unknown feed in row {field}: {feeds}"
+        rows[field] = (kind, feed_set)
+    return rows
+
+
+SCHEMA = _schema_rows()
+
+
+def _mapping_kind(spec: dict[str, Any]) -> str:
+    kind = spec.get("type")
+    if kind == "keyword":
+        assert spec.get("ignore_above") == MAX_STRING_CHARS, spec
+        if "fields" in spec:
+            assert spec["fields"] == {"text": {"type": "text"}}, spec
+            return "keyword_url"
+        return "keyword"
+    if kind == "date":
+        return "date" if spec.get("format") == "epoch_second" else "date_iso"
+    return str(kind)
+
+
+def _flatten(properties: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    for name, spec in properties.items():
+        if "properties" in spec:
+            assert set(spec) == {"properties"}, f"object {prefix}{name} has other settings"
+            yield from _flatten(spec["properties"], f"{prefix}{name}.")
+        else:
+            yield prefix + name, _mapping_kind(spec)
+
+
+def _check_value(kind: str, value: Any) -> bool:
+    """Whether one value fits the schema type (and so cannot make ES reject the document)."""
+    if kind in ("keyword", "keyword_url", "text"):
+        return (
+            isinstance(value, str) and value == value.strip()
+            and 0 < len(value) <= MAX_STRING_CHARS
+        )
+    if kind in ("long", "integer"):
+        limit = 2**31 - 1 if kind == "integer" else 2**63 - 1
+        return type(value) is int and -limit <= value <= limit
+    if kind == "date":
+        return type(value) is int and 0 < value <= 253_402_300_799
+    if kind == "date_iso":
+        return isinstance(value, str) and dt.datetime.fromisoformat(value).tzinfo is not None
+    if kind == "ip":
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            return False
+        return True
+    if kind == "boolean":
+        return type(value) is bool
+    raise AssertionError(f"unknown schema type {kind}")
+
+
+def assert_valid_summary(summary: dict[str, Any], feed: str | None = None) -> None:
+    """Every key documented (for this feed), every value of its type, nothing empty."""
+    json.dumps(summary, allow_nan=False)  # one NDJSON line, no NaN/Infinity
+    for key, value in summary.items():
+        assert key in SCHEMA, f"{key} is not in docs/summary-schema.md"
+        kind, feeds = SCHEMA[key]
+        if feed is not None:
+            assert feed in feeds, f"{key} emitted for feed {feed}, schema says {sorted(feeds)}"
+        values = value if isinstance(value, list) else [value]
+        assert values, f"{key} is an empty list"
+        assert len(values) <= MAX_LIST_ITEMS, f"{key} has {len(values)} items"
+        assert len(set(map(repr, values))) == len(values), f"{key} has duplicates: {values}"
+        for item in values:
+            assert _check_value(kind, item), f"{key}={item!r} is not a valid {kind}"
+
+
+def _samples() -> list[Path]:
+    assert SAMPLES_DIR.is_dir(), (
+        f"VT samples folder missing: {SAMPLES_DIR} (shared/vt_samples must sit beside the repo)"
+    )
+    return sorted(SAMPLES_DIR.glob("*.json"))
+
+
+def _golden_names() -> list[str]:
+    """Samples to check: every golden file and every sample (a new sample needs a golden)."""
+    names = {path.name.removesuffix(".summary.json") for path in GOLDEN_DIR.glob("*.summary.json")}
+    if SAMPLES_DIR.is_dir():
+        names |= {path.stem for path in SAMPLES_DIR.glob("*.json")}
+    return sorted(names)
+
+
+def _load_sample(stem: str) -> dict[str, Any]:
+    path = SAMPLES_DIR / f"{stem}.json"
+    assert path.is_file(), f"VT sample missing: {path} (shared/vt_samples must sit beside the repo)"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _bare(obj: dict[str, Any]) -> dict[str, Any]:
+    return obj["data"] if set(obj) == {"data"} else obj
+
+
+def _summarize(obj: dict[str, Any], feed: str | None = None) -> tuple[dict[str, Any], int]:
+    feed = feed or FEED_OF_TYPE[_bare(obj)["type"]]
+    return summarize_object(obj, feed=feed, batch=BATCH, whitelist=WHITELIST)
+
+
+# --- golden summaries of the real samples --------------------------------------------------
+
+def test_every_sample_has_a_golden_summary() -> None:
+    samples = _samples()
+    assert samples, f"no *.json in {SAMPLES_DIR}"
+    goldens = sorted(
+        path.name.removesuffix(".summary.json") for path in GOLDEN_DIR.glob("*.summary.json")
+    )
+    assert [path.stem for path in samples] == goldens
+
+
+@pytest.mark.parametrize("stem", _golden_names())
+@pytest.mark.parametrize("shape", ["bare", "data"])
+def test_golden_summary(stem: str, shape: str) -> None:
+    sample = _bare(_load_sample(stem))
+    obj = sample if shape == "bare" else {"data": sample}
+    summary, dropped = _summarize(obj)
+    golden_path = GOLDEN_DIR / f"{stem}.summary.json"
+    if os.environ.get("VT_DAGSTER_WRITE_GOLDEN") == "1" and shape == "bare":
+        golden_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    assert golden_path.is_file(), f"no golden summary {golden_path}: see this module's docstring"
+    assert summary == json.loads(golden_path.read_text(encoding="utf-8"))
+    assert dropped == 0
+    assert_valid_summary(summary, FEED_OF_TYPE[sample["type"]])
+
+
+def test_file_sample_spot_checks() -> None:
+    """Values read by hand from msticpy_vt3_file_1.json (the golden file holds them all)."""
+    summary, _ = _summarize(_load_sample("msticpy_vt3_file_1"))
+    assert summary["hash.md5"] == "b61a4b8883ba9b9d4d85bdaecab71722"
+    assert summary["file.name"] == ["itami.exe", "C:\\\\Windows\\\\System32\\\\services64.exe"]
+    assert summary["vt.threat_label"] == "trojan.msil/tasker"
+    assert summary["vt.threat_names"] == ["msil", "tasker", "agenttesla"]
+    # 40 malicious + 28 undetected + 5 type-unsupported + 1 failure
+    assert summary["vt.last_analysis_stats.total"] == 74
+    assert summary["vt.sandbox_verdicts.malware_names"] == ["NetMiner"]
+    assert summary["@timestamp"] == "2021-10-02T12:40:39Z"  # last_submission_date 1633178439
+    assert "file.pe.description" not in summary  # " " in the sample: blank is no value
+    assert "vt.capabilities_tags" not in summary  # [] in the sample
+
+
+def test_domain_sample_keeps_invalid_addresses_out_of_ip_fields() -> None:
+    """The sample's A records (66.0.543.66...) are not IPs: keyword fields only."""
+    summary, _ = _summarize(_load_sample("opencti_vt_test_domain"))
+    assert "related.ip" not in summary
+    assert "A 66.0.543.66" in summary["vt.dns.records"]
+    assert summary["vt.dns.values"].count("ns-1780.awsdns-30.co.uk") == 1
+    assert summary["vt.popularity.best_rank"] == 506742
+
+
+# --- every feed ----------------------------------------------------------------------------
+
+def test_file_summary() -> None:
+    summary, dropped = _summarize(_file_object())
+    assert summary["vt.feed"] == "files" and summary["vt.batch"] == BATCH
+    assert summary["@timestamp"] == "2024-06-01T11:06:40Z"  # last_submission_date
+    assert summary["file.name"] == ["invoice.exe", "invoice.pdf.exe"]
+    assert summary["vt.signers"] == [
+        "Evil Corp Ltd", "Sectigo Public Code Signing CA R36", "Sectigo",
+    ]
+    assert summary["vt.last_analysis_stats.total"] == 76  # includes the unknown category
+    assert "vt.last_analysis_stats.new-category" not in summary
+    assert summary["vt.sandbox_verdicts.malware_classifications"] == ["MALWARE", "TROJAN"]
+    assert (summary["geo.city_name"], summary["geo.country_iso_code"]) == ("ashburn", "US")
+    assert summary["vt.submitter.interface"] == "api"
+    assert summary["vt.androguard.urls"] == [
+        "https://c2.badexample.net/api/v1/register", "HTTP://promo.badexample.net/x?id=1",
+    ]
+    assert summary["vt.contacted_urls"] == ["http://c2.badexample.net/gate.php"]
+    assert summary["vt.embedded_urls"] == ["https://paste.example/raw/1"]
+    assert summary["vt.itw_urls"] == ["https://drive.google.com/uc?id=1&export=download"]
+    assert summary["vt.network_infrastructure"] == [
+        "http://c2.badexample.net/gate.php", "http://198.51.100.4:8080/panel",
+    ]
+    # schemas.android.com, crl.microsoft.com, schemas.microsoft.com, ocsp.digicert.com
+    assert dropped == 4
+    assert "TOKEN" not in json.dumps(summary)  # the tokenised feed download link stays out
+
+
+def test_url_summary() -> None:
+    summary, dropped = _summarize(_url_object())
+    assert summary["url.full"] == "http://login.badexample.net/owa/?user=a@b.example"
+    assert summary["url.domain"] == "login.badexample.net"
+    assert summary["vt.title"] == "Outlook Web App"
+    # the chain is the URL's own path: whitelisted hops stay
+    assert len(summary["vt.redirection_chain"]) == 3
+    assert summary["vt.outgoing_links"] == ["https://exfil.badexample.org/collect"]
+    assert dropped == 2
+    assert summary["vt.categories"] == ["phishing", "phishing and fraud"]
+    assert summary["vt.targeted_brands"] == ["Microsoft"]
+    assert summary["geo.country_iso_code"] == "FR"
+
+
+def test_domain_summary() -> None:
+    summary, dropped = _summarize(_domain_object())
+    assert summary["url.domain"] == "badexample.net"
+    assert summary["vt.dns.records"] == [
+        "A 203.0.113.7", "AAAA 2001:db8::7", "MX mx.badexample.net", "NS ns1.dns.example",
+    ]
+    assert summary["related.ip"] == ["203.0.113.7", "2001:db8::7"]
+    assert summary["vt.popularity.ranks"] == ["Cisco Umbrella:950000", "Tranco:120000"]
+    assert summary["vt.popularity.best_rank"] == 120_000
+    assert summary["tls.server.x509.issuer.organization"] == "Let's Encrypt"
+    assert summary["@timestamp"] == "2024-05-30T20:13:20Z"  # last_analysis_date
+    assert dropped == 0
+
+
+def test_ip_address_summary() -> None:
+    summary, _ = _summarize(_ip_object())
+    assert summary["related.ip"] == ["203.0.113.7"]
+    assert (summary["as.number"], summary["as.organization.name"]) == (64_500, "EXAMPLE-AS")
+    assert (summary["geo.country_iso_code"], summary["geo.continent_code"]) == ("NL", "EU")
+    assert "vt.tags" not in summary
+
+
+def test_file_behaviour_summary() -> None:
+    summary, dropped = _summarize(_behaviour_object())
+    assert summary["vt.type"] == "file_behaviour" and summary["vt.feed"] == "file_behaviours"
+    assert summary["hash.sha256"] == SHA256
+    assert summary["vt.behaviour.sandbox_name"] == "VirusTotal Jujubox"
+    assert summary["@timestamp"] == "2024-06-01T11:23:20Z"  # analysis_date
+    assert summary["threat.technique.id"] == ["T1053.005", "T1055"]
+    assert summary["vt.behaviour.dns_lookups"] == ["c2.badexample.net", "nx.badexample.org"]
+    assert summary["vt.behaviour.destination_ips"] == ["203.0.113.7", "198.51.100.53"]
+    assert summary["related.ip"] == ["203.0.113.7", "198.51.100.53", "192.0.2.80"]
+    assert summary["vt.behaviour.http_urls"] == ["http://c2.badexample.net/gate.php"]
+    assert summary["vt.behaviour.dropped_sha256"] == ["5" * 64]
+    assert summary["vt.behaviour.signature_names"] == ["Creates a scheduled task"]
+    assert summary["vt.sigma.rule_titles"] == ["Scheduled Task Creation"]
+    assert summary["vt.ids.rule_msgs"] == ["ET MALWARE AgentTesla CnC Checkin"]
+    assert dropped == 2  # ocsp.digicert.com lookup, crl.microsoft.com conversation
+
+
+@pytest.mark.parametrize(
+    ("function", "make"),
+    [
+        (summarize_file_object, _file_object),
+        (summarize_url_object, _url_object),
+        (summarize_domain_object, _domain_object),
+        (summarize_ip_address_object, _ip_object),
+        (summarize_file_behaviour_object, _behaviour_object),
+    ],
+)
+def test_per_type_functions_match_summarize_object(function: Any, make: Any) -> None:
+    obj = make()
+    full, _ = _summarize(obj)
+    part = function(obj, whitelist=WHITELIST)
+    assert {k: v for k, v in full.items() if k not in ("vt.feed", "vt.batch")} == part
+
+
+def test_whitelist_is_the_callers() -> None:
+    summary, dropped = summarize_object(
+        _url_object(), feed="urls", batch=BATCH, whitelist=UrlWhitelist([])
+    )
+    assert dropped == 0 and len(summary["vt.outgoing_links"]) == 3
+
+
+# --- dispatch and errors -------------------------------------------------------------------
+
+def test_dispatch_on_object_type_not_feed() -> None:
+    summary, _ = summarize_object(_url_object(), feed="files", batch=BATCH, whitelist=WHITELIST)
+    assert summary["vt.feed"] == "files" and summary["url.full"].startswith("http://login")
+
+
+def test_unknown_type_falls_back_to_the_feed() -> None:
+    obj = _url_object()
+    obj["type"] = "url_v2"
+    summary, _ = summarize_object(obj, feed="urls", batch=BATCH, whitelist=WHITELIST)
+    assert summary["vt.type"] == "url_v2" and "url.full" in summary
+
+
+def test_feed_api_path_is_accepted() -> None:
+    summary, _ = summarize_object(
+        _behaviour_object(), feed="file-behaviours", batch=BATCH, whitelist=WHITELIST
+    )
+    assert summary["vt.feed"] == "file_behaviours"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ([], "got an array"),
+        ("text", "got a string"),
+        (None, "got null"),
+        (3, "got a number"),
+        ({}, "no 'id'"),
+        ({"data": []}, "'data' holds an array"),
+        ({"data": None}, "'data' holds null"),
+        ({"error": {"code": "NotFoundError", "message": "x"}}, "API error (NotFoundError"),
+        ({"type": "file", "attributes": {}}, "no 'id'"),
+        ({"id": "x", "attributes": {}}, "no 'type'"),
+        ({"id": "  ", "type": "file"}, "no 'id'"),
+        ({"id": 5, "type": "file"}, "no 'id'"),
+        ({"data": {"attributes": {}}}, "no 'id'"),
+    ],
+)
+def test_not_a_vt_object(value: Any, message: str) -> None:
+    with pytest.raises(NotAVTObjectError, match="not a VT object") as raised:
+        summarize_object(value, feed="files", batch=BATCH, whitelist=WHITELIST)
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+    assert isinstance(raised.value, ValueError)
+    with pytest.raises(NotAVTObjectError):
+        summarize_file_object(value, whitelist=WHITELIST)
+
+
+@pytest.mark.parametrize(
+    ("feed", "batch"), [("nope", BATCH), ("files", "2024060112"), ("files", "202413011200")]
+)
+def test_bad_feed_or_batch(feed: str, batch: str) -> None:
+    with pytest.raises(ValueError):
+        summarize_object(_file_object(), feed=feed, batch=batch, whitelist=WHITELIST)
+
+
+# --- missing and odd fields ----------------------------------------------------------------
+
+@pytest.mark.parametrize("object_type", sorted(FEED_OF_TYPE))
+@pytest.mark.parametrize("attributes", ["missing", None, [], "x", {}, {"tags": None}])
+def test_only_id_and_type(object_type: str, attributes: Any) -> None:
+    obj: dict[str, Any] = {"id": "some-id", "type": object_type}
+    if attributes != "missing":
+        obj["attributes"] = attributes
+    summary, dropped = _summarize(obj)
+    expected = {
+        "@timestamp": BATCH_TIMESTAMP, "vt.feed": FEED_OF_TYPE[object_type], "vt.batch": BATCH,
+        "vt.id": "some-id", "vt.type": object_type,
+    }
+    if object_type == "domain":
+        expected["url.domain"] = "some-id"  # a domain's id is the domain
+    assert summary == expected
+    assert dropped == 0
+
+
+ODD_VALUES: list[Any] = [
+    None, "", "   ", [], {}, 0, -1, 2**70, -(2**70), 1.5, float("inf"), float("nan"), True,
+    "text", [None, "", 3, {"a": 1}, ["nested", ["deeper"]], "ok"], {"k": None}, [[[]]],
+    [{}], {"value": [1, 2]},
+]
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Every path to a value inside a JSON document (dict keys and list indices)."""
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return
+    for key, child in items:
+        yield (*prefix, key)
+        yield from _paths(child, (*prefix, key))
+
+
+def _replaced(obj: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
+    changed = copy.deepcopy(obj)
+    target = changed
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return changed
+
+
+@pytest.mark.parametrize("feed", sorted(MAXIMAL_OBJECTS))
+def test_any_value_anywhere_may_be_odd(feed: str) -> None:
+    """Replace every value at every depth by every odd value: never an error or empty value."""
+    obj = MAXIMAL_OBJECTS[feed]()
+    checked = 0
+    for path in _paths(obj):
+        if path in (("id",), ("type",), ("data",), ("data", "id"), ("data", "type")):
+            continue
+        for odd in ODD_VALUES:
+            summary, dropped = summarize_object(
+                _replaced(obj, path, odd), feed=feed, batch=BATCH, whitelist=WHITELIST
+            )
+            assert_valid_summary(summary)
+            assert dropped >= 0
+            checked += 1
+    assert checked > 100
+
+
+def test_dates_must_be_sane_integers() -> None:
+    values = {"first_submission_date": "1717000000", "last_submission_date": 0,
+              "last_analysis_date": -5, "last_modification_date": 10**20,
+              "first_seen_itw_date": True, "last_seen_itw_date": 1_717_000_000.0,
+              "creation_date": float("nan")}
+    summary = summarize_file_object({"id": "x", "type": "file", "attributes": values},
+                                    whitelist=WHITELIST)
+    assert summary == {"vt.id": "x", "vt.type": "file", "vt.last_seen_itw_date": 1_717_000_000}
+
+
+def test_counts_that_do_not_fit_a_long_are_dropped() -> None:
+    stats = {"malicious": 2**62, "undetected": 2**62, "harmless": 2**62, "timeout": 2**64}
+    summary = summarize_file_object(
+        {"id": "x", "type": "file", "attributes": {"last_analysis_stats": stats, "size": 2**63}},
+        whitelist=WHITELIST,
+    )
+    assert "vt.last_analysis_stats.total" not in summary
+    assert "vt.last_analysis_stats.timeout" not in summary and "file.size" not in summary
+    assert summary["vt.last_analysis_stats.malicious"] == 2**62
+
+
+def test_lists_and_strings_are_capped() -> None:
+    attributes = {
+        "names": [f"name-{n}.exe" for n in range(5000)],
+        "meaningful_name": "x" * 20_000,
+        "tags": "single-tag",
+        "outgoing_links": [f"http://host{n}.example/" for n in range(3000)],
+    }
+    summary = summarize_file_object({"id": "x", "type": "file", "attributes": attributes},
+                                    whitelist=WHITELIST)
+    assert len(summary["file.name"]) == MAX_LIST_ITEMS
+    assert summary["file.name"][-1] == f"name-{MAX_LIST_ITEMS - 1}.exe"
+    assert len(summary["vt.meaningful_name"]) == MAX_STRING_CHARS
+    assert summary["vt.tags"] == ["single-tag"]
+    url = summarize_url_object({"id": "u", "type": "url", "attributes": attributes},
+                               whitelist=WHITELIST)
+    assert len(url["vt.outgoing_links"]) == MAX_LIST_ITEMS
+
+
+def test_deeply_nested_values_do_not_recurse() -> None:
+    deep: Any = "leaf"
+    for _ in range(5000):
+        deep = [deep]
+    attributes = {"names": deep, "tags": [deep], "sandbox_verdicts": {"x": {"malware_names": deep}}}
+    summary = summarize_file_object({"id": "x", "type": "file", "attributes": attributes},
+                                    whitelist=WHITELIST)
+    assert summary == {"vt.id": "x", "vt.type": "file"}
+
+
+def test_input_is_not_modified() -> None:
+    obj = _file_object()
+    before = copy.deepcopy(obj)
+    _summarize(obj)
+    assert obj == before
+
+
+# --- schema agreement ----------------------------------------------------------------------
+
+def test_template_mapping_matches_schema_doc() -> None:
+    template = json.loads(TEMPLATE.read_text(encoding="utf-8"))
+    assert template["index_patterns"] == ["vt-summaries-*"]
+    mappings = template["template"]["mappings"]
+    assert mappings["dynamic"] == "strict"
+    mapped = dict(_flatten(mappings["properties"]))
+    documented = {field: kind for field, (kind, _) in SCHEMA.items()}
+    missing_in_template = sorted(set(documented) - set(mapped))
+    missing_in_doc = sorted(set(mapped) - set(documented))
+    assert not missing_in_template, f"documented but not mapped: {missing_in_template}"
+    assert not missing_in_doc, f"mapped but not documented: {missing_in_doc}"
+    differing = {f: (documented[f], mapped[f]) for f in mapped if documented[f] != mapped[f]}
+    assert not differing, f"type differs (doc, template): {differing}"
+
+
+def test_dates_are_named_date() -> None:
+    for field, (kind, _) in SCHEMA.items():
+        assert (kind == "date") == field.endswith("_date"), field
+
+
+def test_maximal_objects_cover_the_whole_schema() -> None:
+    """Each documented field is produced by some object: no dead rows, no unmapped output."""
+    produced: set[str] = set()
+    for feed, make in MAXIMAL_OBJECTS.items():
+        summary, _ = summarize_object(make(), feed=feed, batch=BATCH, whitelist=WHITELIST)
+        assert_valid_summary(summary, feed)
+        produced |= set(summary)
+    assert sorted(set(SCHEMA) - produced) == []
+
+
+@pytest.mark.parametrize("stem", _golden_names())
+def test_samples_fit_the_schema(stem: str) -> None:
+    sample = _load_sample(stem)
+    for obj in (sample, _bare(sample)):
+        summary, _ = _summarize(obj)
+        assert_valid_summary(summary, FEED_OF_TYPE[_bare(sample)["type"]])
