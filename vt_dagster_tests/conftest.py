@@ -27,19 +27,21 @@ os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
 SAMPLES_DIR = Path(__file__).resolve().parents[2] / "shared" / "vt_samples"
 SERVICE_FIXTURES = {
-    "es_url": "es", "es_client": "es", "index_prefix": "es", "emulator": "service", "feeds_client": "service",
+    "es_url": "es", "es_client": "es", "index_prefix": "es", "emulator": "service", "feeds_client": "service", "secret_emulator": "service",
 }
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark tests by the services they use, so `-m unit` / `-m es` select honestly."""
-    for item in items:
-        fixtures = set(getattr(item, "fixturenames", ()))
-        for fixture, marker in SERVICE_FIXTURES.items():
-            if fixture in fixtures:
-                item.add_marker(marker)
-        if not any(item.iter_markers(name) for name in ("es", "service", "browser")):
-            item.add_marker("unit")
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Mark tests by the services they use, so `-m unit` / `-m es` select honestly.
+
+    Done as each test is collected, before `-m` filtering looks at the markers.
+    """
+    fixtures = set(getattr(item, "fixturenames", ()))
+    for fixture, marker in SERVICE_FIXTURES.items():
+        if fixture in fixtures:
+            item.add_marker(marker)
+    if not any(item.get_closest_marker(name) for name in ("es", "service", "browser")):
+        item.add_marker("unit")
 
 
 @pytest.fixture(scope="session")

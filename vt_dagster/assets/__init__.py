@@ -1,0 +1,1 @@
+"""Asset factories, one module per stage; each builds the same stage for any feed."""

@@ -1,0 +1,86 @@
+"""`<feed>/raw_batch`: every minute batch of a feed, on disk, complete or known missing."""
+
+import dagster as dg
+from pydantic import Field
+
+from vt_dagster.feeds import Feed
+from vt_dagster.partitions import BACKFILL_POLICY, minute_partitions
+from vt_dagster.raw_batches import BatchOutcome, RawBatchError, fetch_batches
+from vt_dagster.resources import VTFeedsResource, VTStorageResource
+from vt_dagster.storage import raw_batch_path
+from vt_dagster.vt_client import FeedAuthError
+
+
+class RawBatchConfig(dg.Config):
+    refetch_missing: bool = Field(
+        default=False, description="Ask VT again for minutes it answered 404 before (normally remembered)"
+    )
+
+
+def raw_batch_key(feed: Feed) -> dg.AssetKey:
+    return dg.AssetKey([feed.name, "raw_batch"])
+
+
+def partition_metadata(outcome: BatchOutcome, storage: VTStorageResource, feed: Feed) -> dict:
+    """Per-partition figures: numbers the UI can plot, text for the rest (no secrets)."""
+    metadata: dict = {
+        "status": outcome.status,
+        "source": outcome.source,
+        "http_status": outcome.http_status,
+        "attempts": outcome.attempts,
+        "bytes": outcome.bytes,
+        "objects": outcome.objects,
+        "duration_s": round(outcome.duration_s, 3),
+    }
+    if outcome.sha256:
+        metadata["sha256"] = outcome.sha256
+        metadata["path"] = dg.MetadataValue.path(str(raw_batch_path(storage.path, feed.name, outcome.batch)))
+    return metadata
+
+
+def build_raw_batch_asset(feed: Feed) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=raw_batch_key(feed),
+        partitions_def=minute_partitions,
+        backfill_policy=BACKFILL_POLICY,
+        group_name=feed.name,
+        kinds={"python", "file"},
+        retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
+        description=(
+            f"Minute batches of the VT `{feed.api_path}` feed as bz2 files on disk "
+            f"(`<VT_DATA_DIR>/raw/{feed.name}/<day>/<YYYYMMDDhhmm>.bz2`), written atomically and "
+            "verified; whole hours of a range come from the hourly package."
+        ),
+    )
+    def raw_batch(
+        context: dg.AssetExecutionContext,
+        config: RawBatchConfig,
+        vt_feeds: VTFeedsResource,
+        vt_storage: VTStorageResource,
+    ) -> None:
+        keys = context.partition_keys
+        context.log.info(f"{feed.name}: {len(keys)} batch(es) {keys[0]}..{keys[-1]}")
+
+        def record(outcome: BatchOutcome) -> None:
+            context.add_asset_metadata(partition_metadata(outcome, vt_storage, feed), partition_key=outcome.batch)
+
+        with vt_feeds.client() as client:
+            try:
+                outcomes = fetch_batches(
+                    client, vt_storage.path, feed, keys,
+                    refetch_missing=config.refetch_missing,
+                    workers=vt_feeds.download_workers,
+                    hourly_min_minutes=vt_feeds.hourly_min_minutes,
+                    max_consecutive_missing=vt_feeds.max_consecutive_missing,
+                    on_outcome=record,
+                )
+            except FeedAuthError as exc:
+                raise dg.Failure(str(exc), allow_retries=False) from None
+            except RawBatchError as exc:
+                raise dg.Failure(str(exc)) from None
+        counts: dict[str, int] = {}
+        for outcome in outcomes:
+            counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        context.log.info(f"{feed.name}: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+
+    return raw_batch

@@ -1,0 +1,138 @@
+"""`<feed>/summaries`: every object of a raw batch reduced to its notable values (NDJSON)."""
+
+import dagster as dg
+
+from vt_dagster.assets.raw_batch import raw_batch_key
+from vt_dagster.feeds import Feed
+from vt_dagster.partitions import BACKFILL_POLICY, minute_partitions
+from vt_dagster.resources import VTStorageResource, VTSummarizerResource
+from vt_dagster.storage import missing_marker_path, raw_batch_path, summary_path
+from vt_dagster.summaries import BatchSummaryResult, SummaryJob, summarize_many
+
+CHECK_NAME = "objects_accounted_for"
+
+
+def summaries_key(feed: Feed) -> dg.AssetKey:
+    return dg.AssetKey([feed.name, "summaries"])
+
+
+def summary_metadata(result: BatchSummaryResult) -> dict:
+    metadata: dict = {
+        "status": "summarized",
+        "objects": result.objects,
+        "summaries": result.summaries,
+        "rejected": result.rejected,
+        "dropped_urls": result.dropped_urls,
+        "bytes_in": result.bytes_in,
+        "bytes_out": result.bytes_out,
+        "duration_s": round(result.seconds, 3),
+        "path": dg.MetadataValue.path(result.path),
+    }
+    if result.rejected_lines:
+        metadata["rejected_lines"] = dg.MetadataValue.md(
+            "\n".join(f"- {line}" for line in result.rejected_lines)
+        )
+    return metadata
+
+
+def raw_object_counts(context: dg.AssetExecutionContext, feed: Feed, keys: list[str]) -> dict[str, int]:
+    """Objects per raw batch as counted at download time (one event-log query for the range)."""
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=raw_batch_key(feed), asset_partitions=keys), limit=len(keys) * 4
+    ).records
+    counts: dict[str, int] = {}
+    for record in sorted(records, key=lambda r: r.storage_id):
+        materialization = record.asset_materialization
+        if materialization and "objects" in materialization.metadata:
+            counts[materialization.partition] = int(materialization.metadata["objects"].value)
+    return counts
+
+
+def balance_check(feed: Feed, results: dict[str, BatchSummaryResult], raw_counts: dict[str, int]) -> dg.AssetCheckResult:
+    """summaries + rejected lines == objects VT sent, for every batch of the run."""
+    unbalanced = {
+        batch: f"{result.summaries} summaries + {result.rejected} rejected != {raw_counts[batch]} objects"
+        for batch, result in results.items()
+        if batch in raw_counts and result.summaries + result.rejected != raw_counts[batch]
+    }
+    return dg.AssetCheckResult(
+        check_name=CHECK_NAME,
+        asset_key=summaries_key(feed),
+        passed=not unbalanced,
+        metadata={
+            "batches_checked": sum(batch in raw_counts for batch in results),
+            "batches_unbalanced": len(unbalanced),
+            "objects": sum(raw_counts.get(batch, 0) for batch in results),
+            "summaries": sum(r.summaries for r in results.values()),
+            "rejected": sum(r.rejected for r in results.values()),
+            **({"unbalanced": dg.MetadataValue.json(unbalanced)} if unbalanced else {}),
+        },
+    )
+
+
+def build_summaries_asset(feed: Feed) -> dg.AssetsDefinition:
+    key = summaries_key(feed)
+
+    @dg.asset(
+        key=key,
+        deps=[raw_batch_key(feed)],
+        partitions_def=minute_partitions,
+        backfill_policy=BACKFILL_POLICY,
+        group_name=feed.name,
+        kinds={"python", "json"},
+        check_specs=[
+            dg.AssetCheckSpec(
+                CHECK_NAME, asset=key, partitions_def=minute_partitions,
+                description="Every object of the raw batch became a summary or a reported rejected line.",
+            )
+        ],
+        description=(
+            f"One NDJSON summary per object of the `{feed.api_path}` batch "
+            f"(`<VT_DATA_DIR>/summary/{feed.name}/<YYYYMMDDhhmm>.summary`): the notable values "
+            "analysts search, schema in docs/summary-schema.md. A range uses every core."
+        ),
+    )
+    def summaries(
+        context: dg.AssetExecutionContext, vt_storage: VTStorageResource, vt_summarizer: VTSummarizerResource
+    ) -> dg.MaterializeResult:
+        root = vt_storage.path
+        keys = context.partition_keys
+        jobs: list[SummaryJob] = []
+        not_downloaded: list[str] = []
+        for batch in keys:
+            raw = raw_batch_path(root, feed.name, batch)
+            if raw.exists():
+                jobs.append(SummaryJob(raw, summary_path(root, feed.name, batch), feed.name, batch,
+                                       vt_summarizer.whitelist_path))
+            elif missing_marker_path(root, feed.name, batch).exists():
+                context.add_asset_metadata({"status": "no batch", "objects": 0, "summaries": 0}, partition_key=batch)
+            else:
+                not_downloaded.append(batch)
+        if not_downloaded:
+            raise dg.Failure(
+                f"{feed.name}: {len(not_downloaded)} raw batch(es) not on disk (first {not_downloaded[0]}): "
+                f"materialize {raw_batch_key(feed).to_user_string()} for them first",
+                allow_retries=False,
+            )
+
+        results: dict[str, BatchSummaryResult] = {}
+        errors: list[str] = []
+        for outcome in summarize_many(jobs, workers=vt_summarizer.workers or None,
+                                      whitelist_path=vt_summarizer.whitelist_path):
+            if isinstance(outcome, str):
+                errors.append(outcome)
+                continue
+            results[outcome.batch] = outcome
+            context.add_asset_metadata(summary_metadata(outcome), partition_key=outcome.batch)
+        if errors:
+            raise dg.Failure(
+                f"{feed.name}: {len(errors)} batch(es) could not be summarized; first: {errors[0]}",
+                metadata={"errors": dg.MetadataValue.md("\n".join(f"- {e}" for e in errors[:20]))},
+            )
+        objects = sum(r.objects for r in results.values())
+        rejected = sum(r.rejected for r in results.values())
+        context.log.info(f"{feed.name}: {len(results)} batch(es), {objects} objects, {rejected} rejected lines")
+        check = balance_check(feed, results, raw_object_counts(context, feed, list(results)))
+        return dg.MaterializeResult(check_results=[check])
+
+    return summaries

@@ -1,0 +1,121 @@
+"""The `vt-dagster` command: local services, demo, and one-off maintenance commands.
+
+Every subcommand is a thin shell over a function of the package, so what the CLI does is the
+same code the assets run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class CommandError(Exception):
+    """An error the user can fix; printed as one line, exit code 2."""
+
+
+def _local_es(args: argparse.Namespace) -> int:
+    from vt_dagster.local_es import LocalElasticsearch
+
+    node = LocalElasticsearch(home=args.home, port=args.port, heap=args.heap)
+    if args.action == "start":
+        url = node.start(timeout=args.timeout)
+        print(url)
+    elif args.action == "stop":
+        print("local Elasticsearch: stopped" if node.stop() else "local Elasticsearch: was not running")
+    else:
+        status = node.status()
+        print(status.describe())
+        return 0 if status.running else 3
+    return 0
+
+
+def _add_local_es(subparsers: argparse._SubParsersAction) -> None:
+    from vt_dagster.local_es import DEFAULT_HEAP, DEFAULT_PORT
+
+    parser = subparsers.add_parser(
+        "local-es",
+        help="run a real single-node Elasticsearch on 127.0.0.1 (fetched from Maven Central)",
+        description="Start, stop or query the local Elasticsearch node used by the demo and tests. "
+        "`start` prints the URL once the cluster is healthy and reuses a running node.",
+    )
+    parser.add_argument("action", choices=["start", "stop", "status"])
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="HTTP port (0: any free port)")
+    parser.add_argument("--home", type=Path, default=None, help="node home (data, logs, state)")
+    parser.add_argument("--heap", default=DEFAULT_HEAP, help="JVM heap, e.g. 512m or 1g")
+    parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for health")
+    parser.set_defaults(handler=_local_es)
+
+
+def _add_emulator(subparsers: argparse._SubParsersAction) -> None:
+    from vt_dagster.emulator.server import add_arguments, run_from_args
+
+    parser = subparsers.add_parser(
+        "emulator",
+        help="serve the VT feeds API on 127.0.0.1 with generated (or folder) batches",
+        description="A local HTTP emulator of the VirusTotal feeds API: the offline default.",
+    )
+    add_arguments(parser)
+    parser.set_defaults(handler=run_from_args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from vt_dagster.demo import run_demo
+
+    return run_demo(args.data_dir.resolve(), args.dagster_home.resolve(), es_port=args.es_port)
+
+
+def _add_demo(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="offline demo: local Elasticsearch + VT emulator + Dagster, newest files batch",
+        description="Start the local Elasticsearch and the VT emulator, then materialize the newest "
+        "available partition of the files feed through Dagster, and say where to look.",
+    )
+    parser.add_argument("--data-dir", type=Path, default=Path("vt_data"), help="VT_DATA_DIR for the demo")
+    parser.add_argument("--dagster-home", type=Path, default=Path(".dagster_home"), help="DAGSTER_HOME")
+    parser.add_argument("--es-port", type=int, default=9200, help="port of the local Elasticsearch")
+    parser.set_defaults(handler=_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vt-dagster",
+        description="VirusTotal feeds into Elasticsearch, orchestrated by Dagster.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in _COMMANDS:
+        register(subparsers)
+    return parser
+
+
+def _add_summaries(subparsers: argparse._SubParsersAction) -> None:
+    from vt_dagster.summaries_cli import add_summary_commands
+
+    add_summary_commands(subparsers)
+
+
+_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_local_es, _add_emulator, _add_demo, _add_summaries,
+]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
+    except (CommandError, RuntimeError, ValueError, OSError) as exc:
+        print(f"vt-dagster {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
