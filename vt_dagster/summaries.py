@@ -246,6 +246,8 @@ def summarize_many(
 
     workers = workers or os.cpu_count() or 1
     context = multiprocessing.get_context("forkserver")
+    # Workers fork from a server that has imported this module once (no import per pool).
+    context.set_forkserver_preload([__name__])
     with ProcessPoolExecutor(
         max_workers=min(workers, len(jobs)), mp_context=context,
         initializer=_init_worker, initargs=(whitelist_path,),

@@ -43,7 +43,11 @@ class NotAVTObjectError(ValueError):
 
 def _keyword(value: Any) -> str | None:
     """A stripped, capped string; numbers become strings; anything else is dropped."""
-    if isinstance(value, str):
+    if value.__class__ is str:
+        text = value.strip()
+        if len(text) <= MAX_STRING_CHARS:
+            return text or None
+    elif isinstance(value, str):
         text = value.strip()
     elif isinstance(value, int) and not isinstance(value, bool):
         text = str(value)
@@ -264,27 +268,32 @@ Extractor = Callable[[Mapping[str, Any], Mapping[str, Any], _Builder], None]
 Field = tuple[str, tuple[str, ...], Reader]
 
 
-# A field table compiled for the hot loop: (summary field, first key, rest of path, reader).
-_Compiled = tuple[tuple[str, str, tuple[str, ...], Reader], ...]
+# A field table compiled for the hot loop: attribute -> ((summary field, rest of path, reader), ...).
+_Compiled = dict[str, tuple[tuple[str, tuple[str, ...], Reader], ...]]
 
 
 def _compile(fields: tuple[Field, ...]) -> _Compiled:
-    return tuple((field, path[0], path[1:], read) for field, path, read in fields)
+    table: dict[str, list[tuple[str, tuple[str, ...], Reader]]] = {}
+    for field, path, read in fields:
+        table.setdefault(path[0], []).append((field, path[1:], read))
+    return {key: tuple(entries) for key, entries in table.items()}
 
 
 def _copy_fields(attributes: Mapping[str, Any], fields: _Compiled, out: dict) -> None:
-    """The table-driven part: plain copies of one attribute each."""
-    for field, key, rest, read in fields:
-        value = attributes.get(key)
-        if value is None:
+    """The table-driven part: plain copies of one attribute each.
+
+    Walks the attributes the object has (about half of those a table names), not the table.
+    """
+    for key, value in attributes.items():
+        entries = fields.get(key)
+        if entries is None or value is None:
             continue
-        if rest:
-            value = _dig(value, rest)
-            if value is None:
-                continue
-        value = read(value)
-        if value is not None:
-            out[field] = value
+        for field, rest, read in entries:
+            found = _dig(value, rest) if rest else value
+            if found is not None:
+                found = read(found)
+                if found is not None:
+                    out[field] = found
 
 
 # --- extractors shared by several object types ---------------------------------------------
@@ -881,8 +890,8 @@ _EXTRACTOR_ATTRIBUTES = frozenset({
     "targeted_brand", "url", "androguard", "signature_info",
 })
 ATTRIBUTES_READ: frozenset[str] = _EXTRACTOR_ATTRIBUTES | frozenset(
-    key for spec in _SPECS.values() for _, key, _, _ in spec.fields
-) | frozenset(key for _, key, _, _ in _CERTIFICATE_FIELDS)
+    key for spec in _SPECS.values() for key in spec.fields
+) | frozenset(_CERTIFICATE_FIELDS)
 
 # Inside these attributes the summarizers read only these keys (of the object itself, of
 # each item of a list, or of each value of a mapping such as `sandbox_verdicts`). The batch
