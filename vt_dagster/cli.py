@@ -99,8 +99,14 @@ def _add_summaries(subparsers: argparse._SubParsersAction) -> None:
     add_summary_commands(subparsers)
 
 
+def _add_elastic(subparsers: argparse._SubParsersAction) -> None:
+    from vt_dagster.elastic_cli import add_elastic_commands
+
+    add_elastic_commands(subparsers)
+
+
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_local_es, _add_emulator, _add_demo, _add_summaries,
+    _add_local_es, _add_emulator, _add_demo, _add_summaries, _add_elastic,
 ]
 
 

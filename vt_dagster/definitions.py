@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import dagster as dg
 
+from vt_dagster.assets.elasticsearch import (
+    build_report_cache_asset,
+    build_summary_index_asset,
+    setup_elasticsearch_job,
+)
 from vt_dagster.assets.raw_batch import build_raw_batch_asset
 from vt_dagster.assets.summaries import build_summaries_asset
 from vt_dagster.feeds import enabled_feeds
+from vt_dagster.sensors import build_backfill_sensor
 from vt_dagster.resources import (
+    elasticsearch_resource_from_env,
     feeds_resource_from_env,
     storage_resource_from_env,
     summarizer_resource_from_env,
@@ -15,9 +22,11 @@ from vt_dagster.resources import (
 
 FEEDS = enabled_feeds()
 
-raw_batch_assets = [build_raw_batch_asset(feed) for feed in FEEDS]
-summaries_assets = [build_summaries_asset(feed) for feed in FEEDS]
-pipeline_assets = [*raw_batch_assets, *summaries_assets]
+pipeline_assets = [
+    build(feed)
+    for feed in FEEDS
+    for build in (build_raw_batch_asset, build_summaries_asset, build_summary_index_asset, build_report_cache_asset)
+]
 
 live_job = dg.define_asset_job(
     "vt_live_job",
@@ -35,12 +44,14 @@ executor = dg.multiprocess_executor.configured(
 
 defs = dg.Definitions(
     assets=pipeline_assets,
-    jobs=[live_job],
+    jobs=[live_job, setup_elasticsearch_job],
     schedules=[live_schedule],
+    sensors=[build_backfill_sensor(FEEDS)],
     resources={
         "vt_feeds": feeds_resource_from_env(),
         "vt_storage": storage_resource_from_env(),
         "vt_summarizer": summarizer_resource_from_env(),
+        "vt_elasticsearch": elasticsearch_resource_from_env(),
     },
     executor=executor,
 )

@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import Field
 
 from vt_dagster.vt_client import DEFAULT_API_URL, FeedsClient, RetryPolicy
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+
+    from vt_dagster.elastic import EsSettings
 
 DEFAULT_DATA_DIR = "./vt_data"
 
@@ -86,3 +92,53 @@ class VTSummarizerResource(dg.ConfigurableResource):
 
 def summarizer_resource_from_env() -> VTSummarizerResource:
     return VTSummarizerResource(url_whitelist_path=os.environ.get("VT_URL_WHITELIST") or None)
+
+
+class VTElasticsearchResource(dg.ConfigurableResource):
+    """The Elasticsearch cluster (`ES_URL`; `ES_API_KEY` or `ES_USERNAME`/`ES_PASSWORD`, `ES_CA_CERTS`).
+
+    Credentials are `EnvVar`s: Dagster shows the variables' names, never their values.
+    """
+
+    url: str = Field(default="http://127.0.0.1:9200", description="Elasticsearch URL (no credentials in it)")
+    api_key: str | None = Field(default=None, description="API key (from ES_API_KEY)")
+    username: str | None = Field(default=None, description="Basic auth user (from ES_USERNAME)")
+    password: str | None = Field(default=None, description="Basic auth password (from ES_PASSWORD)")
+    ca_certs: str | None = Field(default=None, description="CA bundle for TLS (ES_CA_CERTS)")
+    index_prefix: str = Field(default="vt", description="Prefix of every alias, index and template (ES_INDEX_PREFIX)")
+    report_aliases: dict[str, str] = Field(
+        default_factory=dict, description="Report-cache alias per feed, e.g. an Assemblyline deployment's"
+    )
+
+    def settings(self) -> "EsSettings":
+        from vt_dagster.elastic import EsSettings, check_name
+
+        check_name(self.index_prefix, "ES_INDEX_PREFIX")
+        return EsSettings(
+            url=self.url.rstrip("/"), api_key=self.api_key, username=self.username, password=self.password,
+            ca_certs=self.ca_certs, index_prefix=self.index_prefix, report_aliases=dict(self.report_aliases),
+        )
+
+    def client(self) -> "Elasticsearch":
+        from vt_dagster.elastic import make_client
+
+        return make_client(self.settings())
+
+
+def elasticsearch_resource_from_env() -> VTElasticsearchResource:
+    """Non-secret settings read now; each secret only as an `EnvVar` when it is set."""
+    from vt_dagster.elastic import settings_from_env
+
+    settings = settings_from_env()
+    if settings.username and not os.environ.get("ES_USERNAME", "").strip():
+        raise ValueError("ES_URL carries credentials: set ES_USERNAME/ES_PASSWORD (or ES_API_KEY) instead, "
+                         "so they stay out of Dagster's run config and UI")
+    secrets = {
+        field: dg.EnvVar(variable)
+        for field, variable in (("api_key", "ES_API_KEY"), ("username", "ES_USERNAME"), ("password", "ES_PASSWORD"))
+        if os.environ.get(variable, "").strip()
+    }
+    return VTElasticsearchResource(
+        url=settings.url, ca_certs=settings.ca_certs, index_prefix=settings.index_prefix,
+        report_aliases=dict(settings.report_aliases), **secrets,
+    )

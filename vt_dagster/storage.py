@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,3 +176,43 @@ def write_missing_marker(root: Path, feed: str, batch: str, http_status: int, de
     with atomic_writer(marker) as handle:
         handle.write(json.dumps(note).encode())
     return marker
+
+
+def summary_counts_path(root: Path, feed: str, day: str) -> Path:
+    """`<root>/summary/<feed>/<YYYY-MM-DD>.counts`: documents each batch of that day should have."""
+    return Path(root) / "summary" / feed / f"{day}.counts"
+
+
+def record_summary_count(root: Path, feed: str, batch: str, documents: int) -> None:
+    """Append `{"batch", "documents"}` to the day's counts file (the last line for a batch wins).
+
+    The sensor reads these few small files instead of 10,080 summary files to know how many
+    documents each batch should have in Elasticsearch. One short line with O_APPEND is
+    written whole even when several processes append at once.
+    """
+    day = parse_minute_key(batch).strftime("%Y-%m-%d")
+    path = summary_counts_path(root, feed, day)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"batch": batch, "documents": documents}, separators=(",", ":")) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+def read_summary_counts(root: Path, feed: str, days: Iterable[str]) -> dict[str, int]:
+    """Documents per batch for the given days; torn or odd lines are skipped."""
+    counts: dict[str, int] = {}
+    for day in days:
+        try:
+            lines = summary_counts_path(root, feed, day).read_bytes().splitlines()
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            try:
+                entry = json.loads(line)
+                counts[str(entry["batch"])] = int(entry["documents"])
+            except (ValueError, KeyError, TypeError):
+                continue
+    return counts

@@ -26,7 +26,7 @@ from typing import IO, Any
 import msgspec
 
 from vt_dagster.feeds import get_feed, parse_minute_key
-from vt_dagster.storage import atomic_writer
+from vt_dagster.storage import atomic_writer, record_summary_count
 from vt_dagster.summarize import ATTRIBUTES_READ, NESTED_KEYS_READ, NotAVTObjectError, summarize_object
 from vt_dagster.whitelist import UrlWhitelist
 
@@ -135,13 +135,18 @@ def iter_batch_lines(path: Path) -> Iterator[tuple[int, bytes]]:
 
 @dataclass
 class BatchSummaryResult:
-    """What summarizing one batch did; `objects` (lines) == `summaries + rejected` always."""
+    """What summarizing one batch did; `objects` (lines) == `summaries + rejected` always.
+
+    `documents`: distinct VT ids, i.e. the documents the batch makes in Elasticsearch (an
+    object twice in one batch is one document).
+    """
 
     feed: str
     batch: str
     path: str
     objects: int = 0
     summaries: int = 0
+    documents: int = 0
     rejected: int = 0
     rejected_lines: list[str] = field(default_factory=list)
     dropped_urls: int = 0
@@ -169,6 +174,7 @@ def summarize_batch_file(
     parse_minute_key(batch)
     whitelist = whitelist or UrlWhitelist.default()
     result = BatchSummaryResult(feed=feed, batch=batch, path=str(dest), bytes_in=raw_path.stat().st_size)
+    ids: set[str] = set()
     with atomic_writer(dest) as out:
         for number, line in iter_batch_lines(raw_path):
             result.objects += 1
@@ -190,8 +196,10 @@ def summarize_batch_file(
             out.write(encoded)
             out.write(b"\n")
             result.summaries += 1
+            ids.add(summary["vt.id"])
             result.dropped_urls += dropped
             result.bytes_out += len(encoded) + 1
+    result.documents = len(ids)
     result.seconds = time.monotonic() - started
     return result
 
@@ -209,6 +217,8 @@ class SummaryJob:
     feed: str
     batch: str
     whitelist_path: Path | None = None
+    counts_root: Path | None = None
+    """Data root whose day counts file records the batch's document count (see storage)."""
 
 
 _worker_whitelist: UrlWhitelist | None = None
@@ -221,7 +231,11 @@ def _init_worker(whitelist_path: Path | None) -> None:
 
 def _run_job(job: SummaryJob) -> BatchSummaryResult | str:
     try:
-        return summarize_batch_file(job.raw_path, job.dest, feed=job.feed, batch=job.batch, whitelist=_worker_whitelist)
+        result = summarize_batch_file(job.raw_path, job.dest, feed=job.feed, batch=job.batch,
+                                      whitelist=_worker_whitelist)
+        if job.counts_root is not None:
+            record_summary_count(job.counts_root, job.feed, job.batch, result.documents)
+        return result
     except (BatchReadError, OSError) as exc:
         return f"{job.feed} batch {job.batch}: {exc}"
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from vt_dagster.feeds import FEEDS, get_feed, parse_minute_key
-from vt_dagster.storage import summary_path, verify_batch_file
+from vt_dagster.storage import record_summary_count, summary_path, verify_batch_file
 from vt_dagster.summaries import BatchSummaryResult, SummaryJob, summarize_batch_file, summarize_many
 from vt_dagster.whitelist import UrlWhitelist
 
@@ -39,6 +39,8 @@ def create_single_summary(args: argparse.Namespace) -> int:
     dest = args.output or summary_path(root, feed, batch)
     whitelist = UrlWhitelist.from_file(args.url_whitelist) if args.url_whitelist else UrlWhitelist.default()
     result = summarize_batch_file(raw, dest, feed=feed, batch=batch, whitelist=whitelist)
+    if dest == summary_path(root, feed, batch):
+        record_summary_count(root, feed, batch, result.documents)
     _report_rejects(result)
     print(dest)
     return 0
@@ -59,7 +61,7 @@ def pending_jobs(root: Path, feeds: list[str], whitelist_path: Path | None) -> l
             batch = raw.name.removesuffix(".bz2")
             dest = summary_path(root, feed, batch)
             if not dest.exists():
-                jobs.append(SummaryJob(raw, dest, feed, batch, whitelist_path))
+                jobs.append(SummaryJob(raw, dest, feed, batch, whitelist_path, counts_root=root))
     return jobs
 
 

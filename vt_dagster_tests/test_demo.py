@@ -11,8 +11,10 @@ from pathlib import Path
 from vt_dagster.storage import verify_batch_file
 
 
-def test_demo_materializes_the_newest_files_batch_and_says_where_to_look(es_url: str, tmp_path: Path) -> None:
-    env = {**os.environ, "ES_URL": es_url}
+def test_demo_materializes_the_newest_files_batch_and_says_where_to_look(
+    es_url: str, index_prefix: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, "ES_URL": es_url, "ES_INDEX_PREFIX": index_prefix}
     for name in ("VT_API_KEY", "VT_API_URL", "VT_DATA_DIR", "DAGSTER_HOME", "VT_FEEDS"):
         env.pop(name, None)
     demo = subprocess.run(
@@ -27,4 +29,7 @@ def test_demo_materializes_the_newest_files_batch_and_says_where_to_look(es_url:
     summaries = Path(re.search(r"Summaries:\s+(\S+)", demo.stdout).group(1))
     assert len(summaries.read_text().splitlines()) == verify_batch_file(raw).objects
     assert "dagster dev -m vt_dagster.definitions" in demo.stdout
+    indexed = re.search(r"files/summary_index \d{12}: status=indexed, indexed=(\d+), failed=0", demo.stdout)
+    assert indexed and int(indexed.group(1)) > 0
+    assert re.search(r"vt-dagster lookup [0-9a-f]{64}", demo.stdout)
     assert any((tmp_path / "home").rglob("*.db")), "the run is recorded in the demo's Dagster instance"

@@ -64,9 +64,12 @@ def test_definitions_load_with_one_chain_per_enabled_feed(monkeypatch: pytest.Mo
         dg.Definitions.validate_loadable(reloaded.defs)
         specs = {spec.key.to_user_string(): spec for spec in reloaded.defs.resolve_all_asset_specs()}
         feeds = ("files", "domains", "file_behaviours")
-        assert set(specs) == {f"{feed}/{stage}" for feed in feeds for stage in ("raw_batch", "summaries")}
+        stages = ("raw_batch", "summaries", "summary_index", "report_cache")
+        assert set(specs) == {f"{feed}/{stage}" for feed in feeds for stage in stages}
+        lineage = {"summaries": "raw_batch", "summary_index": "summaries", "report_cache": "raw_batch"}
         for feed in feeds:
-            assert [dep.asset_key.to_user_string() for dep in specs[f"{feed}/summaries"].deps] == [f"{feed}/raw_batch"]
+            for stage, upstream in lineage.items():
+                assert [d.asset_key.to_user_string() for d in specs[f"{feed}/{stage}"].deps] == [f"{feed}/{upstream}"]
     finally:
         monkeypatch.delenv("VT_FEEDS")
         importlib.reload(definitions)

@@ -6,7 +6,7 @@ from vt_dagster.assets.raw_batch import raw_batch_key
 from vt_dagster.feeds import Feed
 from vt_dagster.partitions import BACKFILL_POLICY, minute_partitions
 from vt_dagster.resources import VTStorageResource, VTSummarizerResource
-from vt_dagster.storage import missing_marker_path, raw_batch_path, summary_path
+from vt_dagster.storage import missing_marker_path, raw_batch_path, record_summary_count, summary_path
 from vt_dagster.summaries import BatchSummaryResult, SummaryJob, summarize_many
 
 CHECK_NAME = "objects_accounted_for"
@@ -21,6 +21,7 @@ def summary_metadata(result: BatchSummaryResult) -> dict:
         "status": "summarized",
         "objects": result.objects,
         "summaries": result.summaries,
+        "documents": result.documents,
         "rejected": result.rejected,
         "dropped_urls": result.dropped_urls,
         "bytes_in": result.bytes_in,
@@ -103,8 +104,9 @@ def build_summaries_asset(feed: Feed) -> dg.AssetsDefinition:
             raw = raw_batch_path(root, feed.name, batch)
             if raw.exists():
                 jobs.append(SummaryJob(raw, summary_path(root, feed.name, batch), feed.name, batch,
-                                       vt_summarizer.whitelist_path))
+                                       vt_summarizer.whitelist_path, counts_root=root))
             elif missing_marker_path(root, feed.name, batch).exists():
+                record_summary_count(root, feed.name, batch, 0)
                 context.add_asset_metadata({"status": "no batch", "objects": 0, "summaries": 0}, partition_key=batch)
             else:
                 not_downloaded.append(batch)

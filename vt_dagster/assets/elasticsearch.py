@@ -1,0 +1,214 @@
+"""`<feed>/summary_index` and `<feed>/report_cache`: the two Elasticsearch stages, and the setup job."""
+
+import dagster as dg
+from pydantic import Field
+
+from vt_dagster.assets.raw_batch import raw_batch_key
+from vt_dagster.assets.summaries import summaries_key
+from vt_dagster.elastic import (
+    ElasticsearchError,
+    IndexResult,
+    batch_counts,
+    index_reports,
+    index_summary_file,
+    setup_elasticsearch,
+)
+from vt_dagster.feeds import Feed, enabled_feeds
+from vt_dagster.partitions import BACKFILL_POLICY, minute_partitions
+from vt_dagster.resources import VTElasticsearchResource, VTStorageResource
+from vt_dagster.storage import missing_marker_path, raw_batch_path, read_summary_counts, summary_path
+
+COUNT_CHECK = "documents_counted"
+
+
+def summary_index_key(feed: Feed) -> dg.AssetKey:
+    return dg.AssetKey([feed.name, "summary_index"])
+
+
+def report_cache_key(feed: Feed) -> dg.AssetKey:
+    return dg.AssetKey([feed.name, "report_cache"])
+
+
+def index_metadata(result: IndexResult) -> dict:
+    metadata = {
+        "status": "indexed" if not result.failed else "failed",
+        "indexed": result.indexed,
+        "failed": result.failed,
+        "duplicates": result.duplicates,
+        "skipped_older": result.skipped_older,
+        "duration_s": result.seconds,
+        "docs_per_s": round(result.indexed / result.seconds) if result.seconds else 0,
+    }
+    if result.errors:
+        metadata["errors"] = dg.MetadataValue.md("\n".join(f"- {e}" for e in result.errors[:10]))
+    return metadata
+
+
+def require_alias(client, alias: str) -> None:
+    """One clear line instead of every document failing when setup was never run."""
+    if not client.indices.exists_alias(name=alias):
+        raise dg.Failure(
+            f"Elasticsearch alias {alias} does not exist: run the setup_elasticsearch job "
+            "(or `vt-dagster setup-elasticsearch`) first", allow_retries=False,
+        )
+
+
+def fail_on_lost_documents(feed: Feed, stage: str, failures: dict[str, IndexResult]) -> None:
+    if failures:
+        first_batch, first = next(iter(failures.items()))
+        raise dg.Failure(
+            f"{feed.name}/{stage}: {sum(r.failed for r in failures.values())} document(s) not indexed in "
+            f"{len(failures)} batch(es); first {first_batch}: {first.errors[0] if first.errors else 'unknown'}",
+            metadata={"batches": dg.MetadataValue.json(sorted(failures))},
+            allow_retries=False,
+        )
+
+
+def build_summary_index_asset(feed: Feed) -> dg.AssetsDefinition:
+    key = summary_index_key(feed)
+
+    @dg.asset(
+        key=key,
+        deps=[summaries_key(feed)],
+        partitions_def=minute_partitions,
+        backfill_policy=BACKFILL_POLICY,
+        group_name=feed.name,
+        kinds={"elasticsearch"},
+        retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
+        check_specs=[dg.AssetCheckSpec(
+            COUNT_CHECK, asset=key, partitions_def=minute_partitions,
+            description="Elasticsearch holds exactly one document per distinct object of each batch.",
+        )],
+        description=(
+            f"The `{feed.name}` summaries in Elasticsearch (write alias `<prefix>-summaries-{feed.name}`), "
+            "`_id` = sha256(batch:VT id) so re-indexing never duplicates."
+        ),
+    )
+    def summary_index(
+        context: dg.AssetExecutionContext, vt_storage: VTStorageResource, vt_elasticsearch: VTElasticsearchResource
+    ) -> dg.MaterializeResult:
+        root, keys = vt_storage.path, context.partition_keys
+        alias = vt_elasticsearch.settings().summary_alias(feed.name)
+        client = vt_elasticsearch.client()
+        try:
+            require_alias(client, alias)
+            failures: dict[str, IndexResult] = {}
+            indexed_batches: list[str] = []
+            for batch in keys:
+                path = summary_path(root, feed.name, batch)
+                if not path.exists():
+                    if not missing_marker_path(root, feed.name, batch).exists():
+                        raise dg.Failure(f"{feed.name}: summary of batch {batch} is not on disk: "
+                                         f"materialize {summaries_key(feed).to_user_string()} first")
+                    context.add_asset_metadata({"status": "no batch", "indexed": 0}, partition_key=batch)
+                    continue
+                result = index_summary_file(client, path, alias=alias)
+                context.add_asset_metadata(index_metadata(result), partition_key=batch)
+                indexed_batches.append(batch)
+                if result.failed:
+                    failures[batch] = result
+            fail_on_lost_documents(feed, "summary_index", failures)
+            client.indices.refresh(index=alias)
+            check = count_check(feed, root, indexed_batches, batch_counts(client, alias, indexed_batches))
+        except ElasticsearchError as exc:
+            raise dg.Failure(str(exc)) from None
+        finally:
+            client.close()
+        return dg.MaterializeResult(check_results=[check])
+
+    return summary_index
+
+
+def count_check(feed: Feed, root, batches: list[str], in_es: dict[str, int]) -> dg.AssetCheckResult:
+    """ES documents per batch == distinct objects the summaries asset recorded."""
+    days = {f"{b[:4]}-{b[4:6]}-{b[6:8]}" for b in batches}
+    expected = read_summary_counts(root, feed.name, sorted(days))
+    wrong = {b: f"{in_es.get(b, 0)} in Elasticsearch, {expected[b]} expected"
+             for b in batches if b in expected and in_es.get(b, 0) != expected[b]}
+    return dg.AssetCheckResult(
+        check_name=COUNT_CHECK, asset_key=summary_index_key(feed), passed=not wrong,
+        metadata={
+            "batches_checked": sum(b in expected for b in batches),
+            "documents": sum(in_es.get(b, 0) for b in batches),
+            "batches_wrong": len(wrong),
+            **({"wrong": dg.MetadataValue.json(wrong)} if wrong else {}),
+        },
+    )
+
+
+def build_report_cache_asset(feed: Feed) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=report_cache_key(feed),
+        deps=[raw_batch_key(feed)],
+        partitions_def=minute_partitions,
+        backfill_policy=BACKFILL_POLICY,
+        group_name=feed.name,
+        kinds={"elasticsearch"},
+        retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
+        description=(
+            f"Full `{feed.name}` reports in Elasticsearch for look-ups without VT quota (write alias "
+            f"`<prefix>-reports-{feed.name}`), `_id` = VT id (64 hex) else sha256(id), as Assemblyline "
+            "reads it; external versioning by batch, so a late older batch never overwrites a newer report."
+        ),
+    )
+    def report_cache(
+        context: dg.AssetExecutionContext, vt_storage: VTStorageResource, vt_elasticsearch: VTElasticsearchResource
+    ) -> None:
+        root = vt_storage.path
+        alias = vt_elasticsearch.settings().report_alias(feed.name)
+        client = vt_elasticsearch.client()
+        try:
+            require_alias(client, alias)
+            failures: dict[str, IndexResult] = {}
+            for batch in context.partition_keys:
+                raw = raw_batch_path(root, feed.name, batch)
+                if not raw.exists():
+                    if not missing_marker_path(root, feed.name, batch).exists():
+                        raise dg.Failure(f"{feed.name}: raw batch {batch} is not on disk: "
+                                         f"materialize {raw_batch_key(feed).to_user_string()} first")
+                    context.add_asset_metadata({"status": "no batch", "indexed": 0}, partition_key=batch)
+                    continue
+                result = index_reports(client, raw, alias=alias, feed=feed.name, batch=batch)
+                context.add_asset_metadata(index_metadata(result), partition_key=batch)
+                if result.failed:
+                    failures[batch] = result
+            fail_on_lost_documents(feed, "report_cache", failures)
+        except ElasticsearchError as exc:
+            raise dg.Failure(str(exc)) from None
+        finally:
+            client.close()
+
+    return report_cache
+
+
+class SetupConfig(dg.Config):
+    update: bool = Field(default=False, description="Rewrite policies and templates that differ from the JSON files")
+
+
+@dg.op(description="ILM policies, index templates and bootstrap write indices/aliases of every enabled feed; idempotent.")
+def setup_elasticsearch_op(context: dg.OpExecutionContext, config: SetupConfig,
+                           vt_elasticsearch: VTElasticsearchResource) -> dg.Output[None]:
+    settings = vt_elasticsearch.settings()
+    client = vt_elasticsearch.client()
+    try:
+        actions = setup_elasticsearch(
+            client, [feed.name for feed in enabled_feeds()], prefix=settings.index_prefix,
+            update=config.update, report_aliases=settings.report_aliases,
+        )
+    except ElasticsearchError as exc:
+        raise dg.Failure(str(exc)) from None
+    finally:
+        client.close()
+    for action in actions:
+        context.log.info(str(action))
+    table = "\n".join(f"| {a.kind} | {a.name} | {a.status} | {a.detail} |" for a in actions)
+    counts = {status: sum(a.status == status for a in actions) for status in {a.status for a in actions}}
+    return dg.Output(None, metadata={
+        "actions": dg.MetadataValue.md("| kind | name | status | detail |\n|---|---|---|---|\n" + table),
+        **{f"{status}": n for status, n in counts.items()},
+    })
+
+
+@dg.job(name="setup_elasticsearch", description="Create what Elasticsearch needs (policies, templates, aliases); safe to run again.")
+def setup_elasticsearch_job() -> None:
+    setup_elasticsearch_op()

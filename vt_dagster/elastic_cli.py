@@ -1,0 +1,96 @@
+"""The Elasticsearch commands of `vt-dagster`: setup, look-ups and summary search."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from vt_dagster.elastic import (
+    lookup,
+    make_client,
+    search_summaries,
+    settings_from_env,
+    setup_elasticsearch,
+    summaries_table,
+)
+from vt_dagster.feeds import FEEDS, enabled_feeds, get_feed
+
+
+def _feeds(value: str | None, default: list[str]) -> list[str]:
+    return [get_feed(name).name for name in value.split(",")] if value else default
+
+
+def run_setup(args: argparse.Namespace) -> int:
+    settings = settings_from_env()
+    client = make_client(settings)
+    try:
+        actions = setup_elasticsearch(
+            client, _feeds(args.feeds, [f.name for f in enabled_feeds()]), prefix=settings.index_prefix,
+            update=args.update, report_aliases=settings.report_aliases,
+        )
+    finally:
+        client.close()
+    for action in actions:
+        print(action)
+    return 0
+
+
+def run_lookup(args: argparse.Namespace) -> int:
+    settings = settings_from_env()
+    client = make_client(settings)
+    try:
+        found = lookup(client, args.values, feeds=_feeds(args.feeds, list(FEEDS)),
+                       prefix=settings.index_prefix, report_aliases=settings.report_aliases)
+    finally:
+        client.close()
+    for value, report in found.items():
+        if report is None:
+            print(f"{value}: not in the report cache")
+        elif args.json:
+            print(json.dumps({"value": value, "report": report}))
+        else:
+            stats = (report.get("attributes") or {}).get("last_analysis_stats") or {}
+            print(f"{value}: {report.get('type')} {report.get('id')} batch {report.get('vt.batch')} "
+                  f"malicious={stats.get('malicious', '?')} suspicious={stats.get('suspicious', '?')}")
+    return 0 if all(found.values()) else 1
+
+
+def run_search(args: argparse.Namespace) -> int:
+    settings = settings_from_env()
+    client = make_client(settings)
+    try:
+        hits = search_summaries(client, args.query, feeds=_feeds(args.feeds, list(FEEDS)),
+                                prefix=settings.index_prefix, size=args.size)
+    finally:
+        client.close()
+    print(summaries_table(hits))
+    return 0
+
+
+def add_elastic_commands(subparsers: argparse._SubParsersAction) -> None:
+    setup = subparsers.add_parser(
+        "setup-elasticsearch", help="create ILM policies, index templates and write aliases (idempotent)",
+        description="Reads index_templates/*.json and creates what is missing in the cluster at ES_URL; "
+        "prints one line per item: created / present / updated / skipped.",
+    )
+    setup.add_argument("--update", action="store_true", help="rewrite policies/templates that differ from the files")
+    setup.add_argument("--feeds", help="comma-separated feeds (default: VT_FEEDS)")
+    setup.set_defaults(handler=run_setup)
+
+    find = subparsers.add_parser(
+        "lookup", help="newest full VT report per hash/URL/domain/IP from the report cache",
+        description="One search per feed, whatever the number of values; no VT quota is spent.",
+    )
+    find.add_argument("values", nargs="+", help="sha256/sha1/md5, URL, domain or IP")
+    find.add_argument("--feeds", help="comma-separated feeds to search (default: all)")
+    find.add_argument("--json", action="store_true", help="print each report as one JSON line")
+    find.set_defaults(handler=run_lookup)
+
+    search = subparsers.add_parser(
+        "search", help="query the summaries (Lucene syntax) and print a table",
+        description="e.g. vt-dagster search 'vt.yara.rule_names:*Emotet* AND geo.country_iso_code:DE'",
+    )
+    search.add_argument("query")
+    search.add_argument("--feeds", help="comma-separated feeds to search (default: all)")
+    search.add_argument("--size", type=int, default=20)
+    search.set_defaults(handler=run_search)

@@ -1,0 +1,585 @@
+"""vt_dagster.elastic: names and ids (pure), then setup, indexing, counts and lookups against
+the real Elasticsearch node of the session (no mock stands in for it)."""
+
+from __future__ import annotations
+
+import bz2
+import hashlib
+import json
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from vt_dagster import elastic
+from vt_dagster.elastic import (
+    ElasticsearchRequestError,
+    ElasticsearchUnavailable,
+    EsSettings,
+    LookupKey,
+    batch_counts,
+    bootstrap_index,
+    index_reports,
+    index_summary_file,
+    lookup,
+    lookup_keys,
+    make_client,
+    report_alias,
+    report_doc_id,
+    search_summaries,
+    settings_from_env,
+    setup_elasticsearch,
+    summaries_table,
+    summary_alias,
+    summary_doc_id,
+)
+from vt_dagster.emulator import generate_objects
+from vt_dagster.feeds import FEEDS
+from vt_dagster.local_es import free_port
+from vt_dagster.storage import raw_batch_path, summary_path
+from vt_dagster.summarize import summarize_object
+from vt_dagster.whitelist import UrlWhitelist
+
+BATCH = "202401151200"
+NEWER = "202401151300"
+SEED = 7
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+def write_summaries(root: Path, feed: str, batch: str, objects: list[dict[str, Any]]) -> Path:
+    """Summaries of `objects` as the summaries asset writes them (NDJSON)."""
+    path = summary_path(root, feed, batch)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    whitelist = UrlWhitelist.default()
+    lines = [json.dumps(summarize_object(obj, feed=feed, batch=batch, whitelist=whitelist)[0])
+             for obj in objects]
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def write_raw_batch(root: Path, feed: str, batch: str, lines: list[str]) -> Path:
+    path = raw_batch_path(root, feed, batch)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bz2.compress("".join(line + "\n" for line in lines).encode("utf-8")))
+    return path
+
+
+def sample(samples_dir: Path, name: str) -> dict[str, Any]:
+    return json.loads((samples_dir / name).read_text(encoding="utf-8"))
+
+
+def doc_count(client: Elasticsearch, alias: str) -> int:
+    client.indices.refresh(index=alias)
+    return client.count(index=alias)["count"]
+
+
+@contextmanager
+def recorded_requests(client: Elasticsearch, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every HTTP request the client sends, as "METHOD /path" (the transport is wrapped, so
+    whatever the code under test does is seen, however it builds its requests)."""
+    calls: list[str] = []
+    send = client.transport.perform_request
+
+    def recording(method: str, target: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(f"{method} {target.split('?')[0]}")
+        return send(method, target, *args, **kwargs)
+
+    monkeypatch.setattr(client.transport, "perform_request", recording)
+    yield calls
+    monkeypatch.undo()
+
+
+def cluster_state(client: Elasticsearch, prefix: str) -> dict[str, Any]:
+    """Templates, indices with their settings and aliases under `prefix`."""
+    templates = client.indices.get_index_template(name=f"{prefix}*")["index_templates"]
+    indices = client.indices.get(index=f"{prefix}*", allow_no_indices=True)
+    return {
+        "templates": sorted(templates, key=lambda t: t["name"]),
+        "indices": {name: {"aliases": info["aliases"], "uuid": info["settings"]["index"]["uuid"]}
+                    for name, info in indices.items()},
+    }
+
+
+@pytest.fixture
+def ready(es_client: Elasticsearch, index_prefix: str) -> str:
+    """Templates and write aliases for every feed under a fresh prefix."""
+    setup_elasticsearch(es_client, FEEDS, prefix=index_prefix)
+    return index_prefix
+
+
+# --- pure: ids, names, settings ---------------------------------------------------------------
+
+def test_summary_doc_id_is_sha256_of_batch_colon_id() -> None:
+    expected = hashlib.sha256(b"202401151200:abc").hexdigest()
+    assert summary_doc_id("202401151200", "abc") == expected
+    assert summary_doc_id("202401151201", "abc") != expected
+
+
+def test_report_doc_id_follows_assemblyline_convention() -> None:
+    sha256 = "03BD9A94482F180BB047626CB2F27CCF8DAA0E201345480B43585580E09C311B"
+    assert report_doc_id(sha256) == sha256.lower()
+    assert report_doc_id("tawuhoju.com") == hashlib.sha256(b"tawuhoju.com").hexdigest()
+    behaviour = sha256.lower() + "_VirusTotal Jujubox"
+    assert report_doc_id(behaviour) == hashlib.sha256(behaviour.encode()).hexdigest()
+    assert report_doc_id("g" * 64) == hashlib.sha256(b"g" * 64).hexdigest()
+
+
+def test_names_follow_the_prefix_and_overrides() -> None:
+    assert summary_alias("vt", "file-behaviours") == "vt-summaries-file_behaviours"
+    assert report_alias("vt", "files") == "vt-reports-files"
+    assert report_alias("vt", "files", {"files": "al-vt-files"}) == "al-vt-files"
+    assert report_alias("vt", "urls", {"files": "al-vt-files"}) == "vt-reports-urls"
+    assert bootstrap_index("vt-reports-files") == "vt-reports-files-000001"
+    assert elastic.batch_version("197001010001") == 1
+
+
+def test_settings_from_env_reads_every_variable_and_hides_secrets() -> None:
+    settings = settings_from_env({
+        "ES_URL": "https://es.example:9200/", "ES_API_KEY": "key-id:very-secret",
+        "ES_CA_CERTS": "/etc/ca.pem", "ES_INDEX_PREFIX": "vtprod",
+        "ES_REPORT_ALIAS_FILES": "al-vt-files",
+    })
+    assert settings.url == "https://es.example:9200"
+    assert settings.auth == "api_key" and settings.ca_certs == "/etc/ca.pem"
+    assert settings.index_prefix == "vtprod"
+    assert settings.report_alias("files") == "al-vt-files"
+    assert settings.report_alias("urls") == "vtprod-reports-urls"
+    assert "very-secret" not in repr(settings) and "very-secret" not in str(settings)
+    assert settings_from_env({}) == EsSettings()
+
+
+def test_credentials_in_es_url_are_moved_out_of_it() -> None:
+    settings = settings_from_env({"ES_URL": "https://analyst:p%40ss@es.example:9200"})
+    assert (settings.url, settings.username, settings.password) == (
+        "https://es.example:9200", "analyst", "p@ss")
+    assert "p@ss" not in repr(settings)
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"ES_API_KEY": "k", "ES_USERNAME": "u", "ES_PASSWORD": "secret-pw"}, "not both"),
+    ({"ES_USERNAME": "u"}, "together"),
+    ({"ES_INDEX_PREFIX": "VT Prod"}, "ES_INDEX_PREFIX"),
+    ({"ES_REPORT_ALIAS_URLS": "a,b"}, "ES_REPORT_ALIAS_URLS"),
+    ({"ES_URL": "es.example:9200"}, "not a URL"),
+])
+def test_settings_from_env_rejects_bad_values_in_one_line(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        settings_from_env(env)
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+    assert "secret-pw" not in str(raised.value)
+
+
+def test_alias_templates_carry_lifecycle_settings_only_with_a_policy() -> None:
+    raw = elastic.load_json_file(elastic.TEMPLATES_DIR / "vt_summaries.template.json")
+    family = elastic.family_template(raw, prefix="vt", family="summaries", source="file.json")
+    assert family["index_patterns"] == ["vt-summaries-*"]
+    assert family["template"]["mappings"] == raw["template"]["mappings"]
+    with_ilm = elastic.alias_template(family, alias="vt-summaries-files", policy="vt-summaries")
+    assert with_ilm["index_patterns"] == ["vt-summaries-files-*"]
+    assert with_ilm["priority"] == family["priority"] + 1
+    assert with_ilm["template"]["settings"]["index"]["lifecycle"] == {
+        "name": "vt-summaries", "rollover_alias": "vt-summaries-files"}
+    without = elastic.alias_template(family, alias="al-files", policy=None)
+    assert "lifecycle" not in json.dumps(without["template"]["settings"])
+    assert "lifecycle" not in json.dumps(family)
+    hashes = {body["_meta"][elastic.HASH_KEY] for body in (family, with_ilm, without)}
+    assert len(hashes) == 3
+
+
+def test_ilm_policy_files_roll_over_daily_or_at_10gb_and_delete() -> None:
+    for name in ("vt_summaries.ilm_policy.json", "vt_reports.ilm_policy.json"):
+        body = elastic.ilm_policy_body(elastic.load_json_file(elastic.TEMPLATES_DIR / name), source=name)
+        phases = body["policy"]["phases"]
+        assert phases["hot"]["actions"]["rollover"] == {"max_primary_shard_size": "10gb", "max_age": "1d"}
+        assert "delete" in phases["delete"]["actions"]
+        assert body["policy"]["_meta"]["retention"]
+
+
+def test_lookup_keys_classify_each_kind_of_value() -> None:
+    sha256 = "a" * 64
+    url = "http://218.54.47.77/"
+    assert lookup_keys("B" * 32) == [LookupKey("files", "attributes.md5", "b" * 32)]
+    assert lookup_keys("c" * 40) == [LookupKey("files", "attributes.sha1", "c" * 40)]
+    assert lookup_keys(sha256) == [LookupKey("files", "_id", sha256), LookupKey("urls", "_id", sha256)]
+    assert lookup_keys(url) == [LookupKey("urls", "_id", hashlib.sha256(url.encode()).hexdigest()),
+                                LookupKey("urls", "attributes.url", url)]
+    assert lookup_keys("Tawuhoju.COM.") == [LookupKey("domains", "_id", report_doc_id("tawuhoju.com"))]
+    assert lookup_keys("138.128.150.133") == [
+        LookupKey("ip_addresses", "_id", report_doc_id("138.128.150.133"))]
+    assert len(lookup_keys("2001:db8::1")) == 2
+    assert lookup_keys("nonsense") == [] and lookup_keys("  ") == []
+
+
+def test_summaries_table_shows_present_columns_compactly() -> None:
+    hits = [
+        {"@timestamp": "2024-01-15T12:00:00Z", "vt.feed": "files", "vt.id": "a" * 64,
+         "file.name": ["a.exe", "b.exe"], "vt.last_analysis_stats.malicious": 12},
+        {"@timestamp": "2024-01-15T11:59:00Z", "vt.feed": "urls", "vt.id": "b" * 64,
+         "url.full": "http://example.test/" + "x" * 100},
+    ]
+    table = summaries_table(hits).splitlines()
+    assert table[0].split() == ["@timestamp", "vt.feed", "vt.id", "vt.last_analysis_stats.malicious",
+                                "file.name", "url.full"]
+    assert "a.exe, b.exe" in table[2] and table[3].endswith("…")
+    assert max(len(line) for line in table) < 250
+    assert summaries_table([]) == "(no summaries)"
+
+
+def test_es_down_is_one_line_naming_the_url(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    client = make_client(EsSettings(url=url))
+    summaries = write_summaries(tmp_path, "files", BATCH, generate_objects("files", BATCH, SEED, 2))
+    calls = [
+        lambda: setup_elasticsearch(client, ["files"], prefix="vt"),
+        lambda: index_summary_file(client, summaries, alias="vt-summaries-files"),
+        lambda: batch_counts(client, "vt-summaries-files", [BATCH]),
+        lambda: lookup(client, ["a" * 64], feeds=["files"]),
+    ]
+    for call in calls:
+        with pytest.raises(ElasticsearchUnavailable) as raised:
+            call()
+        message = str(raised.value)
+        assert url in message and "\n" not in message and "unreachable" in message
+
+
+# --- setup ------------------------------------------------------------------------------------
+
+def test_setup_twice_creates_once_then_reports_everything_present(
+    es_client: Elasticsearch, index_prefix: str
+) -> None:
+    feeds = ["files", "urls"]
+    first = setup_elasticsearch(es_client, feeds, prefix=index_prefix)
+    before = cluster_state(es_client, index_prefix)
+    second = setup_elasticsearch(es_client, feeds, prefix=index_prefix)
+    assert cluster_state(es_client, index_prefix) == before
+
+    expected = {("index_template", f"{index_prefix}-summaries"), ("index_template", f"{index_prefix}-reports")}
+    expected |= {("write_alias", f"{index_prefix}-{family}-{feed}")
+                 for family in ("summaries", "reports") for feed in feeds}
+    assert {(a.kind, a.name) for a in first if a.status == "created"} == expected
+    assert {(a.kind, a.name) for a in second if a.status == "present"} == expected
+    assert not [a for a in second if a.status in ("created", "updated")]
+    for alias in (name for kind, name in expected if kind == "write_alias"):
+        assert set(es_client.indices.get_alias(name=alias)) == {bootstrap_index(alias)}
+
+
+def test_setup_without_ilm_says_so_once_on_one_line(es_client: Elasticsearch, index_prefix: str) -> None:
+    actions = setup_elasticsearch(es_client, ["files"], prefix=index_prefix)
+    skipped = [a for a in actions if a.status == "skipped"]
+    assert len(skipped) == 1 and skipped[0].kind == "ilm"
+    line = str(skipped[0])
+    assert "\n" not in line
+    assert "ILM is not available on this cluster" in line and "will not roll over" in line
+    settings = es_client.indices.get_settings(index=f"{index_prefix}*").body
+    assert "lifecycle" not in json.dumps(settings)
+
+
+def test_setup_loads_templates_from_the_json_files(es_client: Elasticsearch, index_prefix: str) -> None:
+    setup_elasticsearch(es_client, ["files"], prefix=index_prefix)
+    for family in elastic.FAMILIES:
+        raw = json.loads((elastic.TEMPLATES_DIR / family.template_file).read_text())
+        stored = es_client.indices.get_index_template(
+            name=f"{index_prefix}-{family.name}")["index_templates"][0]["index_template"]
+        assert stored["index_patterns"] == [f"{index_prefix}-{family.name}-*"]
+        assert stored["template"]["mappings"] == raw["template"]["mappings"]
+        assert stored["_meta"]["source_file"] == family.template_file
+        mapping = es_client.indices.get_mapping(index=f"{index_prefix}-{family.name}-files")
+        dynamic = next(iter(mapping.values()))["mappings"]["dynamic"]
+        assert str(dynamic).lower() == str(raw["template"]["mappings"]["dynamic"]).lower()
+
+
+def test_setup_update_rewrites_only_what_changed(
+    es_client: Elasticsearch, index_prefix: str, tmp_path: Path
+) -> None:
+    templates = tmp_path / "index_templates"
+    shutil.copytree(elastic.TEMPLATES_DIR, templates)
+    setup_elasticsearch(es_client, ["files"], prefix=index_prefix, templates_dir=templates)
+    changed = json.loads((templates / "vt_summaries.template.json").read_text())
+    changed["_meta"]["description"] += " (edited)"
+    (templates / "vt_summaries.template.json").write_text(json.dumps(changed))
+    name = f"{index_prefix}-summaries"
+
+    def status(actions: list[elastic.SetupAction], wanted: str) -> elastic.SetupAction:
+        return next(a for a in actions if a.name == wanted)
+
+    kept = setup_elasticsearch(es_client, ["files"], prefix=index_prefix, templates_dir=templates)
+    assert status(kept, name).status == "present" and "update" in status(kept, name).detail
+    stored = es_client.indices.get_index_template(name=name)["index_templates"][0]["index_template"]
+    assert not stored["_meta"]["description"].endswith("(edited)")
+
+    updated = setup_elasticsearch(es_client, ["files"], prefix=index_prefix, templates_dir=templates,
+                                  update=True)
+    assert status(updated, name).status == "updated"
+    assert status(updated, f"{index_prefix}-reports").status == "present"
+    assert status(updated, f"{index_prefix}-summaries-files").status == "present"
+    stored = es_client.indices.get_index_template(name=name)["index_templates"][0]["index_template"]
+    assert stored["_meta"]["description"].endswith("(edited)")
+
+
+def test_setup_never_replaces_an_existing_write_alias(es_client: Elasticsearch, index_prefix: str) -> None:
+    alias = summary_alias(index_prefix, "files")
+    own_index = f"{alias}-existing"
+    es_client.indices.create(index=own_index, aliases={alias: {"is_write_index": True}})
+    actions = setup_elasticsearch(es_client, ["files"], prefix=index_prefix, update=True)
+    action = next(a for a in actions if a.name == alias)
+    assert (action.status, action.detail) == ("present", f"write index {own_index}")
+    assert not es_client.indices.exists(index=bootstrap_index(alias))
+
+
+def test_setup_refuses_a_plain_index_where_the_alias_belongs(
+    es_client: Elasticsearch, index_prefix: str
+) -> None:
+    alias = summary_alias(index_prefix, "files")
+    es_client.indices.create(index=alias)
+    with pytest.raises(ElasticsearchRequestError) as raised:
+        setup_elasticsearch(es_client, ["files"], prefix=index_prefix)
+    assert alias in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_overridden_report_alias_gets_its_own_template(es_client: Elasticsearch, index_prefix: str) -> None:
+    override = f"{index_prefix}-al-files"
+    actions = setup_elasticsearch(es_client, ["files"], prefix=index_prefix,
+                                  report_aliases={"files": override})
+    assert {(a.kind, a.name, a.status) for a in actions} >= {
+        ("index_template", override, "created"), ("write_alias", override, "created")}
+    mapping = es_client.indices.get_mapping(index=bootstrap_index(override))
+    assert "attributes" in next(iter(mapping.values()))["mappings"]["properties"]
+
+
+# --- summaries --------------------------------------------------------------------------------
+
+def test_index_summary_file_twice_keeps_one_document_per_summary(
+    es_client: Elasticsearch, ready: str, tmp_path: Path
+) -> None:
+    alias = summary_alias(ready, "files")
+    objects = generate_objects("files", BATCH, SEED, 40)
+    path = write_summaries(tmp_path, "files", BATCH, objects)
+
+    first = index_summary_file(es_client, path, alias=alias, chunk_size=7)
+    second = index_summary_file(es_client, path, alias=alias, refresh=True)
+    assert (first.indexed, first.failed, first.errors) == (len(objects), 0, [])
+    assert (second.indexed, second.failed) == (len(objects), 0)
+    assert doc_count(es_client, alias) == len(objects)
+
+    hits = es_client.search(index=alias, size=1000)["hits"]["hits"]
+    assert {hit["_id"] for hit in hits} == {summary_doc_id(BATCH, obj["id"]) for obj in objects}
+    assert all(hit["_id"] == summary_doc_id(hit["_source"]["vt.batch"], hit["_source"]["vt.id"])
+               for hit in hits)
+
+
+def test_bad_lines_and_refused_documents_are_counted_and_the_rest_indexed(
+    es_client: Elasticsearch, ready: str, tmp_path: Path
+) -> None:
+    alias = summary_alias(ready, "files")
+    good = [json.loads(line) for line in
+            write_summaries(tmp_path, "files", BATCH, generate_objects("files", BATCH, SEED, 3))
+            .read_text().splitlines()]
+    unknown_field = {**good[0], "vt.id": "extra-field", "vt.not_in_schema": "x"}
+    type_conflict = {**good[0], "vt.id": "type-conflict", "file.size": "not a number"}
+    no_id = {key: value for key, value in good[0].items() if key != "vt.id"}
+    lines = [json.dumps(good[0]), json.dumps(unknown_field), "{not json", json.dumps(good[1]),
+             "", json.dumps(type_conflict), json.dumps(no_id), "[1, 2]", json.dumps(good[2])]
+    path = tmp_path / "mixed.summary"
+    path.write_text("\n".join(lines) + "\n")
+
+    result = index_summary_file(es_client, path, alias=alias, refresh=True)
+    assert (result.indexed, result.failed) == (3, 5)
+    assert doc_count(es_client, alias) == 3
+    errors = "\n".join(result.errors)
+    assert len(result.errors) == 5
+    assert "line 2 " in errors and "strict_dynamic_mapping_exception" in errors
+    assert "line 3: invalid JSON" in errors
+    assert "line 6 " in errors and "file.size" in errors
+    assert "line 7: no 'vt.id' string" in errors
+    assert "line 8: not a JSON object" in errors
+
+
+def test_indexing_into_a_missing_alias_fails_without_creating_an_index(
+    es_client: Elasticsearch, index_prefix: str, tmp_path: Path
+) -> None:
+    alias = summary_alias(index_prefix, "files")
+    objects = generate_objects("files", BATCH, SEED, 3)
+    result = index_summary_file(es_client, write_summaries(tmp_path, "files", BATCH, objects), alias=alias)
+    assert (result.indexed, result.failed) == (0, len(objects))
+    assert "require_alias" in result.errors[0]
+    assert not es_client.indices.exists(index=alias)
+
+
+def test_batch_counts_are_exact_for_present_and_absent_batches_in_one_request(
+    es_client: Elasticsearch, ready: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alias = summary_alias(ready, "urls")
+    expected: dict[str, int] = {}
+    for minute, batch in enumerate(("202401151200", "202401151201", "202401151203")):
+        objects = generate_objects("urls", batch, SEED, 5 + 4 * minute)
+        index_summary_file(es_client, write_summaries(tmp_path, "urls", batch, objects), alias=alias)
+        expected[batch] = len(objects)
+    es_client.indices.refresh(index=alias)
+    asked = ["202401151203", "202401151202", "202401151200", "202401151201", "202401151159"]
+
+    with recorded_requests(es_client, monkeypatch) as calls:
+        counts = batch_counts(es_client, alias, asked)
+    assert calls == [f"POST /{alias}/_search"]
+    assert list(counts) == asked
+    assert counts == {**expected, "202401151202": 0, "202401151159": 0}
+    assert batch_counts(es_client, summary_alias(ready, "domains"), asked) == dict.fromkeys(asked, 0)
+
+
+def test_batch_counts_answer_a_week_of_minutes_in_one_request(
+    es_client: Elasticsearch, ready: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alias = summary_alias(ready, "files")
+    week = [f"2024011{day}{hour:02d}{minute:02d}" for day in range(1, 8)
+            for hour in range(24) for minute in range(60)]
+    assert len(week) == 10_080
+    with recorded_requests(es_client, monkeypatch) as calls:
+        counts = batch_counts(es_client, alias, week)
+    assert len(calls) == 1 and counts == dict.fromkeys(week, 0)
+
+
+def test_search_summaries_finds_newest_first(es_client: Elasticsearch, ready: str, tmp_path: Path) -> None:
+    for feed in ("files", "urls"):
+        path = write_summaries(tmp_path, feed, BATCH, generate_objects(feed, BATCH, SEED, 10))
+        index_summary_file(es_client, path, alias=summary_alias(ready, feed), refresh=True)
+    hits = search_summaries(es_client, "vt.feed:(files OR urls)", feeds=["files", "urls", "domains"],
+                            prefix=ready, size=50)
+    assert {hit["vt.feed"] for hit in hits} == {"files", "urls"}
+    stamps = [hit["@timestamp"] for hit in hits]
+    assert stamps == sorted(stamps, reverse=True)
+    one = hits[0]
+    assert search_summaries(es_client, f'vt.id:"{one["vt.id"]}"', feeds=["files", "urls"],
+                            prefix=ready) == [one]
+    assert one["vt.id"] in summaries_table(hits)
+    with pytest.raises(ElasticsearchRequestError) as raised:
+        search_summaries(es_client, "vt.id:(", feeds=["files"], prefix=ready)
+    assert "\n" not in str(raised.value) and "400" in str(raised.value)
+
+
+# --- reports ----------------------------------------------------------------------------------
+
+def stored_report(client: Elasticsearch, alias: str, doc_id: str) -> list[dict[str, Any]]:
+    client.indices.refresh(index=alias)
+    return [hit["_source"] for hit in
+            client.search(index=alias, query={"ids": {"values": [doc_id]}})["hits"]["hits"]]
+
+
+def test_an_older_batch_never_overwrites_a_newer_report(
+    es_client: Elasticsearch, ready: str, tmp_path: Path, samples_dir: Path
+) -> None:
+    alias = report_alias(ready, "files")
+    obj = sample(samples_dir, "msticpy_vt3_file_1.json")
+    newer = write_raw_batch(tmp_path, "files", NEWER, [json.dumps(obj)])
+    older = write_raw_batch(tmp_path, "files", BATCH, [json.dumps(obj)])
+
+    assert index_reports(es_client, newer, alias=alias, feed="files", batch=NEWER).indexed == 1
+    late = index_reports(es_client, older, alias=alias, feed="files", batch=BATCH)
+    assert (late.indexed, late.skipped_older, late.failed) == (0, 1, 0)
+    again = index_reports(es_client, newer, alias=alias, feed="files", batch=NEWER)
+    assert (again.indexed, again.skipped_older, again.failed) == (1, 0, 0)
+
+    [report] = stored_report(es_client, alias, obj["id"])
+    assert report["vt.batch"] == NEWER and report["vt.batch_time"] == "2024-01-15T13:00:00Z"
+    assert report["vt.feed"] == "files"
+    assert {key: value for key, value in report.items() if not key.startswith("vt.")} == obj
+
+
+def test_reports_accept_wrapped_objects_and_count_bad_lines(
+    es_client: Elasticsearch, ready: str, tmp_path: Path, samples_dir: Path
+) -> None:
+    alias = report_alias(ready, "domains")
+    wrapped = sample(samples_dir, "opencti_vt_test_domain.json")
+    path = write_raw_batch(tmp_path, "domains", BATCH,
+                           [json.dumps(wrapped), "{truncated", json.dumps({"no": "id"})])
+    result = index_reports(es_client, path, alias=alias, feed="domains", batch=BATCH)
+    assert (result.indexed, result.failed) == (1, 2)
+    assert [e.split(":")[0] for e in result.errors] == ["line 2", "line 3"]
+    [report] = stored_report(es_client, alias, report_doc_id("tawuhoju.com"))
+    assert report["id"] == "tawuhoju.com" and report["vt.batch"] == BATCH
+
+
+def test_a_corrupt_raw_batch_raises_one_line(es_client: Elasticsearch, ready: str, tmp_path: Path) -> None:
+    path = write_raw_batch(tmp_path, "files", BATCH, ['{"id": "x", "type": "file"}'] * 50)
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(elastic.BatchReadError) as raised:
+        index_reports(es_client, path, alias=report_alias(ready, "files"), feed="files", batch=BATCH)
+    assert str(path) in str(raised.value) and "\n" not in str(raised.value)
+
+
+@pytest.fixture
+def report_cache(es_client: Elasticsearch, ready: str, tmp_path: Path, samples_dir: Path) -> dict[str, Any]:
+    """The four real samples plus generated objects, each feed in its report alias."""
+    objects = {
+        "files": [sample(samples_dir, "msticpy_vt3_file_1.json"), *generate_objects("files", BATCH, SEED, 5)],
+        "urls": [sample(samples_dir, "msticpy_vt3_url_0.json"), *generate_objects("urls", BATCH, SEED, 5)],
+        "domains": [sample(samples_dir, "opencti_vt_test_domain.json")],
+        "ip_addresses": [sample(samples_dir, "opencti_vt_test_ipv4.json")],
+    }
+    for feed, batch_objects in objects.items():
+        path = write_raw_batch(tmp_path, feed, BATCH, [json.dumps(obj) for obj in batch_objects])
+        result = index_reports(es_client, path, alias=report_alias(ready, feed), feed=feed, batch=BATCH,
+                               refresh=True)
+        assert (result.indexed, result.failed) == (len(batch_objects), 0)
+    return objects
+
+
+def test_lookup_finds_every_object_type_with_one_search_per_feed(
+    es_client: Elasticsearch, ready: str, report_cache: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    file_attributes = report_cache["files"][0]["attributes"]
+    url_object = report_cache["urls"][0]
+    generated_url = report_cache["urls"][1]
+    values = {
+        file_attributes["sha256"].upper(): report_cache["files"][0]["id"],
+        file_attributes["sha1"]: report_cache["files"][0]["id"],
+        file_attributes["md5"]: report_cache["files"][0]["id"],
+        url_object["attributes"]["url"]: url_object["id"],
+        generated_url["id"]: generated_url["id"],
+        generated_url["attributes"]["url"]: generated_url["id"],
+        "TAWUHOJU.com": "tawuhoju.com",
+        "138.128.150.133": "138.128.150.133",
+        "f" * 64: None,
+        "unknown.example": None,
+        "nonsense": None,
+    }
+    feeds = ["files", "urls", "domains", "ip_addresses"]
+    with recorded_requests(es_client, monkeypatch) as calls:
+        found = lookup(es_client, list(values), feeds=feeds, prefix=ready)
+    assert {value: (report or {}).get("id") for value, report in found.items()} == values
+    assert sorted(calls) == sorted(f"POST /{report_alias(ready, feed)}/_search" for feed in feeds)
+    assert found["138.128.150.133"]["attributes"]["as_owner"] == "CLOUD-SOUTH"
+    assert found["TAWUHOJU.com"]["vt.feed"] == "domains"
+
+
+def test_lookup_only_searches_the_feeds_asked_for(
+    es_client: Elasticsearch, ready: str, report_cache: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sha256 = report_cache["files"][0]["id"]
+    with recorded_requests(es_client, monkeypatch) as calls:
+        assert lookup(es_client, [sha256, "tawuhoju.com"], feeds=["domains"], prefix=ready) == {
+            sha256: None, "tawuhoju.com": report_cache["domains"][0]["data"] | {
+                "vt.feed": "domains", "vt.batch": BATCH, "vt.batch_time": "2024-01-15T12:00:00Z"}}
+    assert calls == [f"POST /{report_alias(ready, 'domains')}/_search"]
+
+
+def test_lookup_returns_the_newest_report_across_rolled_over_indices(
+    es_client: Elasticsearch, ready: str, tmp_path: Path, samples_dir: Path
+) -> None:
+    alias = report_alias(ready, "files")
+    obj = sample(samples_dir, "msticpy_vt3_file_1.json")
+    newer = {**obj, "attributes": {**obj["attributes"], "times_submitted": 999}}
+    index_reports(es_client, write_raw_batch(tmp_path, "files", NEWER, [json.dumps(newer)]),
+                  alias=alias, feed="files", batch=NEWER)
+    es_client.indices.rollover(alias=alias)
+    late = index_reports(es_client, write_raw_batch(tmp_path, "files", BATCH, [json.dumps(obj)]),
+                         alias=alias, feed="files", batch=BATCH, refresh=True)
+    # Versioning is per index: the late batch lands in the new write index...
+    assert late.indexed == 1 and len(stored_report(es_client, alias, obj["id"])) == 2
+    # ...and lookups still answer with the newest batch.
+    found = lookup(es_client, [obj["id"], obj["attributes"]["md5"]], feeds=["files"], prefix=ready)
+    assert {report["vt.batch"] for report in found.values()} == {NEWER}
+    assert found[obj["id"]]["attributes"]["times_submitted"] == 999
