@@ -14,7 +14,8 @@ from vt_dagster.elastic import (
     setup_elasticsearch,
 )
 from vt_dagster.feeds import Feed, enabled_feeds
-from vt_dagster.partitions import BACKFILL_POLICY, minute_partitions
+from vt_dagster.assets.common import stage_asset_options
+from vt_dagster.partitions import minute_partitions
 from vt_dagster.resources import VTElasticsearchResource, VTStorageResource
 from vt_dagster.storage import missing_marker_path, raw_batch_path, read_summary_counts, summary_path
 
@@ -68,11 +69,8 @@ def build_summary_index_asset(feed: Feed) -> dg.AssetsDefinition:
     key = summary_index_key(feed)
 
     @dg.asset(
-        key=key,
+        **stage_asset_options(feed, "summary_index"),
         deps=[summaries_key(feed)],
-        partitions_def=minute_partitions,
-        backfill_policy=BACKFILL_POLICY,
-        group_name=feed.name,
         kinds={"elasticsearch"},
         retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
         check_specs=[dg.AssetCheckSpec(
@@ -138,11 +136,8 @@ def count_check(feed: Feed, root, batches: list[str], in_es: dict[str, int]) -> 
 
 def build_report_cache_asset(feed: Feed) -> dg.AssetsDefinition:
     @dg.asset(
-        key=report_cache_key(feed),
+        **stage_asset_options(feed, "report_cache"),
         deps=[raw_batch_key(feed)],
-        partitions_def=minute_partitions,
-        backfill_policy=BACKFILL_POLICY,
-        group_name=feed.name,
         kinds={"elasticsearch"},
         retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
         description=(

@@ -4,7 +4,7 @@ import dagster as dg
 from pydantic import Field
 
 from vt_dagster.feeds import Feed
-from vt_dagster.partitions import BACKFILL_POLICY, minute_partitions
+from vt_dagster.assets.common import stage_asset_options
 from vt_dagster.raw_batches import BatchOutcome, RawBatchError, fetch_batches
 from vt_dagster.resources import VTFeedsResource, VTStorageResource
 from vt_dagster.storage import raw_batch_path
@@ -40,10 +40,7 @@ def partition_metadata(outcome: BatchOutcome, storage: VTStorageResource, feed: 
 
 def build_raw_batch_asset(feed: Feed) -> dg.AssetsDefinition:
     @dg.asset(
-        key=raw_batch_key(feed),
-        partitions_def=minute_partitions,
-        backfill_policy=BACKFILL_POLICY,
-        group_name=feed.name,
+        **stage_asset_options(feed, "raw_batch"),
         kinds={"python", "file"},
         retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
         description=(

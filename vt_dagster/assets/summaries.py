@@ -4,7 +4,8 @@ import dagster as dg
 
 from vt_dagster.assets.raw_batch import raw_batch_key
 from vt_dagster.feeds import Feed
-from vt_dagster.partitions import BACKFILL_POLICY, minute_partitions
+from vt_dagster.assets.common import stage_asset_options
+from vt_dagster.partitions import minute_partitions
 from vt_dagster.resources import VTStorageResource, VTSummarizerResource
 from vt_dagster.storage import missing_marker_path, raw_batch_path, record_summary_count, summary_path
 from vt_dagster.summaries import BatchSummaryResult, SummaryJob, summarize_many
@@ -75,11 +76,8 @@ def build_summaries_asset(feed: Feed) -> dg.AssetsDefinition:
     key = summaries_key(feed)
 
     @dg.asset(
-        key=key,
+        **stage_asset_options(feed, "summaries"),
         deps=[raw_batch_key(feed)],
-        partitions_def=minute_partitions,
-        backfill_policy=BACKFILL_POLICY,
-        group_name=feed.name,
         kinds={"python", "json"},
         check_specs=[
             dg.AssetCheckSpec(
