@@ -66,19 +66,24 @@ def _add_emulator(subparsers: argparse._SubParsersAction) -> None:
 def _demo(args: argparse.Namespace) -> int:
     from vt_dagster.demo import run_demo
 
-    return run_demo(args.data_dir.resolve(), args.dagster_home.resolve(), es_port=args.es_port)
+    return run_demo(args.data_dir.resolve(), args.dagster_home.resolve(), es_port=args.es_port,
+                    hours=args.hours, ui=not args.no_ui, ui_port=args.ui_port)
 
 
 def _add_demo(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo",
-        help="offline demo: local Elasticsearch + VT emulator + Dagster, newest files batch",
-        description="Start the local Elasticsearch and the VT emulator, then materialize the newest "
-        "available partition of the files feed through Dagster, and say where to look.",
+        help="offline demo: local Elasticsearch + VT emulator + Dagster backfill + the Dagster UI",
+        description="Start the local Elasticsearch and the VT emulator, set Elasticsearch up, backfill "
+        "the last hours of the files and urls feeds through Dagster, show a look-up and a search, "
+        "then serve the Dagster UI on that instance until Ctrl-C.",
     )
     parser.add_argument("--data-dir", type=Path, default=Path("vt_data"), help="VT_DATA_DIR for the demo")
     parser.add_argument("--dagster-home", type=Path, default=Path(".dagster_home"), help="DAGSTER_HOME")
     parser.add_argument("--es-port", type=int, default=9200, help="port of the local Elasticsearch")
+    parser.add_argument("--hours", type=float, default=1.0, help="how many recent hours to backfill")
+    parser.add_argument("--ui-port", type=int, default=3000, help="port of the Dagster UI")
+    parser.add_argument("--no-ui", action="store_true", help="stop after the backfill instead of serving the UI")
     parser.set_defaults(handler=_demo)
 
 

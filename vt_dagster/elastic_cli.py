@@ -44,15 +44,20 @@ def run_lookup(args: argparse.Namespace) -> int:
     finally:
         client.close()
     for value, report in found.items():
-        if report is None:
-            print(f"{value}: not in the report cache")
-        elif args.json:
+        if args.json and report is not None:
             print(json.dumps({"value": value, "report": report}))
         else:
-            stats = (report.get("attributes") or {}).get("last_analysis_stats") or {}
-            print(f"{value}: {report.get('type')} {report.get('id')} batch {report.get('vt.batch')} "
-                  f"malicious={stats.get('malicious', '?')} suspicious={stats.get('suspicious', '?')}")
+            print(report_line(value, report))
     return 0 if all(found.values()) else 1
+
+
+def report_line(value: str, report: dict | None) -> str:
+    """One line per looked-up value: what the cache holds and its detection stats."""
+    if report is None:
+        return f"{value}: not in the report cache"
+    stats = (report.get("attributes") or {}).get("last_analysis_stats") or {}
+    return (f"{value}: {report.get('type')} {report.get('id')} batch {report.get('vt.batch')} "
+            f"malicious={stats.get('malicious', '?')} suspicious={stats.get('suspicious', '?')}")
 
 
 def run_search(args: argparse.Namespace) -> int:

@@ -1,35 +1,53 @@
-"""The README's first command: the offline demo end to end (emulator, Elasticsearch, Dagster)."""
+"""The README's first command: the offline demo end to end (emulator, Elasticsearch, Dagster, UI)."""
 
 from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from vt_dagster.storage import verify_batch_file
+import requests
+
+from vt_dagster.local_es import free_port
 
 
-def test_demo_materializes_the_newest_files_batch_and_says_where_to_look(
+def test_demo_backfills_both_feeds_shows_a_lookup_and_serves_the_ui(
     es_url: str, index_prefix: str, tmp_path: Path
 ) -> None:
-    env = {**os.environ, "ES_URL": es_url, "ES_INDEX_PREFIX": index_prefix}
+    env = {**os.environ, "ES_URL": es_url, "ES_INDEX_PREFIX": index_prefix, "PYTHONUNBUFFERED": "1"}
     for name in ("VT_API_KEY", "VT_API_URL", "VT_DATA_DIR", "DAGSTER_HOME", "VT_FEEDS"):
         env.pop(name, None)
-    demo = subprocess.run(
-        [sys.executable, "-m", "vt_dagster", "demo", "--data-dir", "data", "--dagster-home", "home"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    port = free_port()
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "vt_dagster", "demo", "--data-dir", "data", "--dagster-home", "home",
+         "--hours", "0.2", "--ui-port", str(port)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        start_new_session=True,
     )
-    assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
-    assert re.search(r"files/raw_batch \d{12}: status=downloaded, objects=\d+", demo.stdout)
-    assert re.search(r"files/summaries \d{12}: status=summarized, objects=(\d+), summaries=\1, rejected=0", demo.stdout)
-    raw = Path(re.search(r"Raw batch:\s+(\S+)", demo.stdout).group(1))
-    assert raw.is_relative_to(tmp_path / "data") and verify_batch_file(raw).ok
-    summaries = Path(re.search(r"Summaries:\s+(\S+)", demo.stdout).group(1))
-    assert len(summaries.read_text().splitlines()) == verify_batch_file(raw).objects
-    assert "dagster dev -m vt_dagster.definitions" in demo.stdout
-    indexed = re.search(r"files/summary_index \d{12}: status=indexed, indexed=(\d+), failed=0", demo.stdout)
-    assert indexed and int(indexed.group(1)) > 0
-    assert re.search(r"vt-dagster lookup [0-9a-f]{64}", demo.stdout)
-    assert any((tmp_path / "home").rglob("*.db")), "the run is recorded in the demo's Dagster instance"
+    output: list[str] = []
+    try:
+        deadline = time.monotonic() + 400
+        for line in demo.stdout:
+            output.append(line)
+            if line.startswith("Dagster UI:") or time.monotonic() > deadline:
+                break
+        text = "".join(output)
+        assert f"Dagster UI: http://127.0.0.1:{port}" in text, text[-3000:]
+        assert requests.get(f"http://127.0.0.1:{port}/server_info", timeout=10).ok
+    finally:
+        os.killpg(demo.pid, signal.SIGINT)
+        demo.wait(timeout=60)
+    for feed in ("files", "urls"):
+        match = re.search(rf"  {feed}: ok; objects=(\d+), summaries=(\d+), rejected=0, "
+                          rf"summaries_indexed=(\d+), reports_indexed=(\d+)", text)
+        assert match, text[-3000:]
+        objects, summaries, indexed, reports = map(int, match.groups())
+        assert objects == summaries == indexed == reports > 0
+    assert re.search(r"\$ vt-dagster lookup ([0-9a-f]{64})\n\1: file \1 batch \d{12} malicious=", text)
+    assert "$ vt-dagster search" in text and "vt.feed" in text
+    assert any((tmp_path / "home").rglob("*.db")), "the runs are in the demo's Dagster instance"
+    assert demo.returncode == 0
