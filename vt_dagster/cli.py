@@ -104,6 +104,21 @@ def _add_summaries(subparsers: argparse._SubParsersAction) -> None:
     add_summary_commands(subparsers)
 
 
+def _install_browser(args: argparse.Namespace) -> int:
+    from vt_dagster.browser import install_chromium
+
+    print(install_chromium())
+    return 0
+
+
+def _add_install_browser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "install-browser", help="make sure Debian's Chromium is there for the UI tests (apt, as root)",
+        description="Prints the Chromium binary, installing the Debian package `chromium` first if needed.",
+    )
+    parser.set_defaults(handler=_install_browser)
+
+
 def _add_elastic(subparsers: argparse._SubParsersAction) -> None:
     from vt_dagster.elastic_cli import add_elastic_commands
 
@@ -111,7 +126,7 @@ def _add_elastic(subparsers: argparse._SubParsersAction) -> None:
 
 
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_local_es, _add_emulator, _add_demo, _add_summaries, _add_elastic,
+    _add_local_es, _add_emulator, _add_demo, _add_summaries, _add_elastic, _add_install_browser,
 ]
 
 
