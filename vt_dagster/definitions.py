@@ -14,6 +14,7 @@ from vt_dagster.assets.summaries import build_summaries_asset
 from vt_dagster.feeds import enabled_feeds
 from vt_dagster.sensors import build_backfill_sensor
 from vt_dagster.resources import (
+    apm_resource_from_env,
     elasticsearch_resource_from_env,
     feeds_resource_from_env,
     storage_resource_from_env,
@@ -23,7 +24,7 @@ from vt_dagster.resources import (
 FEEDS = enabled_feeds()
 
 pipeline_assets = [
-    build(feed)
+    build(feed, with_apm=True)
     for feed in FEEDS
     for build in (build_raw_batch_asset, build_summaries_asset, build_summary_index_asset, build_report_cache_asset)
 ]
@@ -52,6 +53,7 @@ defs = dg.Definitions(
         "vt_storage": storage_resource_from_env(),
         "vt_summarizer": summarizer_resource_from_env(),
         "vt_elasticsearch": elasticsearch_resource_from_env(),
+        "vt_apm": apm_resource_from_env(),
     },
     executor=executor,
 )

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+import elasticapm
 from elasticsearch import ApiError, ConnectionTimeout, Elasticsearch, NotFoundError
 from elasticsearch import ConnectionError as TransportConnectionError
 from elasticsearch.helpers import streaming_bulk
@@ -690,6 +691,8 @@ def _run_bulk(
     tally: _Tally,
     *,
     what: str,
+    alias: str,
+    batch: str,
     chunk_size: int,
     max_chunk_bytes: int,
     max_retries: int,
@@ -701,7 +704,8 @@ def _run_bulk(
     `require_alias` makes a missing alias fail every document with a clear reason instead of
     Elasticsearch auto-creating a concrete index under the alias's name.
     """
-    with _talking_to(client, what):
+    with _talking_to(client, what), _bulk_span(alias, batch) as apm_span:
+        _describe_node(apm_span, client)
         for ok, item in streaming_bulk(
             client, actions, chunk_size=chunk_size, max_chunk_bytes=max_chunk_bytes,
             raise_on_error=False, yield_ok=False, max_retries=max_retries,
@@ -715,6 +719,34 @@ def _run_bulk(
                 tally.skipped_older += 1
             else:
                 tally.fail_document(info)
+        _record_bulk_result(apm_span, tally)
+
+
+def _bulk_span(alias: str, batch: str) -> elasticapm.capture_span:
+    """One APM exit span per bulk run of a batch (all its chunks); a no-op without a transaction.
+
+    A leaf: were the agent's own Elasticsearch instrumentation ever switched on, its span per
+    `_bulk` request would be dropped inside this one instead of doubling it.
+    """
+    return elasticapm.capture_span(
+        f"ES bulk {alias}", span_type="db", span_subtype="elasticsearch", span_action="bulk",
+        labels={"batch": batch}, leaf=True,
+    )
+
+
+def _record_bulk_result(apm_span: Any, tally: _Tally) -> None:
+    if apm_span is not None:
+        failed = tally.bad_lines + tally.failed_documents
+        apm_span.label(documents=tally.sent, failed=failed, skipped_older=tally.skipped_older)
+        apm_span.outcome = "failure" if failed else "success"
+
+
+def _describe_node(apm_span: Any, client: Elasticsearch) -> None:
+    """Where the bulk span went (host and port only: credentials travel in headers)."""
+    if apm_span is not None:
+        node = urlsplit(cluster_url(client))
+        apm_span.update_context("db", {"type": "elasticsearch"})
+        apm_span.update_context("destination", {"address": node.hostname, "port": node.port})
 
 
 def index_summary_file(
@@ -738,8 +770,8 @@ def index_summary_file(
     tally = _Tally()
     started = time.monotonic()
     _run_bulk(client, _summary_actions(Path(path), alias, tally), tally,
-              what=f"index {path} into {alias}", chunk_size=chunk_size,
-              max_chunk_bytes=max_chunk_bytes, max_retries=max_retries,
+              what=f"index {path} into {alias}", alias=alias, batch=Path(path).stem,
+              chunk_size=chunk_size, max_chunk_bytes=max_chunk_bytes, max_retries=max_retries,
               initial_backoff=initial_backoff)
     if refresh:
         _refresh(client, alias)
@@ -808,8 +840,8 @@ def index_reports(
     started = time.monotonic()
     actions = _report_actions(Path(raw_batch_path), alias, extra, version, tally)
     _run_bulk(client, actions, tally, what=f"index reports of {raw_batch_path} into {alias}",
-              chunk_size=chunk_size, max_chunk_bytes=max_chunk_bytes, max_retries=max_retries,
-              initial_backoff=initial_backoff, conflicts_are_older=True)
+              alias=alias, batch=batch, chunk_size=chunk_size, max_chunk_bytes=max_chunk_bytes,
+              max_retries=max_retries, initial_backoff=initial_backoff, conflicts_are_older=True)
     if refresh:
         _refresh(client, alias)
     return tally.result(started)

@@ -3,11 +3,13 @@
 Free of Dagster: the asset, the CLI and the tests call `fetch_batches`. Whole UTC hours the
 range needs come from the hourly package (one request instead of 60), the rest from minute
 requests, in a bounded thread pool (downloads wait on the network, and bz2 verification
-releases the GIL).
+releases the GIL). Pool threads run in a copy of the caller's context, so the APM spans they
+open belong to the caller's transaction.
 """
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import logging
 import tempfile
@@ -17,6 +19,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from vt_dagster.feeds import HOUR_FORMAT, HOURLY_LAG, Feed, parse_minute_key
 from vt_dagster.storage import (
@@ -29,6 +32,8 @@ from vt_dagster.storage import (
 from vt_dagster.vt_client import FeedAuthError, FeedError, FeedsClient, split_hourly_package
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
 
 STATUS_DOWNLOADED = "downloaded"
 STATUS_PRESENT = "present"
@@ -84,7 +89,8 @@ def plan_fetch(
     """Sort a range into batches already done, whole hours to fetch packaged, single minutes."""
     keys = sorted(set(batches))
     with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
-        done = dict(zip(keys, pool.map(lambda key: _already_done(root, feed, key, refetch_missing), keys)))
+        check = in_callers_context(lambda key: _already_done(root, feed, key, refetch_missing))
+        done = dict(zip(keys, pool.map(check, keys)))
     present = {key: outcome for key, outcome in done.items() if outcome is not None}
     needed = [key for key in keys if key not in present]
 
@@ -160,8 +166,9 @@ def fetch_batches(
             outcomes.update(fetched)
 
     minute_keys = sorted(plan.minutes + fallback)
+    fetch = in_callers_context(lambda key: _fetch_minute(client, root, feed, key))
     with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
-        for outcome in pool.map(lambda key: _fetch_minute(client, root, feed, key), minute_keys):
+        for outcome in pool.map(fetch, minute_keys):
             outcomes[outcome.batch] = outcome
 
     ordered = [outcomes[key] for key in sorted(outcomes)]
@@ -187,6 +194,17 @@ def fetch_batches(
             f"(first: {first.batch}: {first.error}); all others were kept"
         )
     return ordered
+
+
+def in_callers_context(function: Callable[[T], R]) -> Callable[[T], R]:
+    """`function` to run in pool threads, each call in its own copy of the caller's context.
+
+    A new thread starts with an empty context: without this, the APM transaction (a
+    contextvar) is not visible there and the spans of downloads and checks would be lost.
+    A context cannot be entered by two threads at once, hence one copy per call.
+    """
+    callers = contextvars.copy_context()
+    return lambda item: callers.copy().run(function, item)
 
 
 def longest_missing_streak(outcomes: list[BatchOutcome]) -> list[str]:

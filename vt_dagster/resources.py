@@ -142,3 +142,16 @@ def elasticsearch_resource_from_env() -> VTElasticsearchResource:
         url=settings.url, ca_certs=settings.ca_certs, index_prefix=settings.index_prefix,
         report_aliases=dict(settings.report_aliases), **secrets,
     )
+
+
+if TYPE_CHECKING:
+    from vt_dagster.apm import VTApmResource
+
+
+def apm_resource_from_env() -> VTApmResource:
+    """Elastic APM from the agent's variables: settings read now, each secret only as an `EnvVar` when set."""
+    from vt_dagster.apm import SECRETS_FROM_ENV, VTApmResource, apm_resource_settings
+
+    secrets = {field: dg.EnvVar(variable) for field, variable in SECRETS_FROM_ENV.items()
+               if os.environ.get(variable, "").strip()}
+    return VTApmResource(**apm_resource_settings(os.environ), **secrets)

@@ -6,11 +6,17 @@ Free of Dagster so the CLI, the assets and the tests share it. What it promises:
 - nothing half-written ever sits at a batch's final path (temp file, fsync, verify, rename);
 - 404 is a normal "no batch this minute"; 401/403 stop at once; 429, 5xx and network faults
   are retried with bounded exponential backoff and jitter; 400 NotAvailableYet waits a while.
+
+Every API request and download is an APM span (`external`/`http`) when a transaction is active
+(see `vt_dagster.apm`; a no-op otherwise). Span names are path templates such as
+`GET /feeds/files/{minute}`; a download span names its host only, never the download URL,
+whose path or query carries the token.
 """
 
 from __future__ import annotations
 
 import bz2
+import contextlib
 import itertools
 import random
 import re
@@ -19,8 +25,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO, Any, Callable
+from urllib.parse import urlsplit, urlunsplit
 
+import elasticapm
 import requests
 from requests.adapters import HTTPAdapter
 
@@ -83,6 +91,18 @@ class _Attempts:
     count: int = 0
 
 
+@dataclass(frozen=True)
+class _SpanName:
+    """The span of one API path: `GET /feeds/files/{minute}` labelled with the batch it asked for."""
+
+    template: str
+    labels: dict[str, str]
+
+    @property
+    def download(self) -> str:
+        return f"{self.template} (download)"
+
+
 @dataclass
 class FeedsClient:
     """One pooled `requests` session per client; safe to share between download threads."""
@@ -128,10 +148,11 @@ class FeedsClient:
         started = time.monotonic()
         attempts = _Attempts()
         url = f"{self.api_url}/feeds/{feed.api_path}/{batch}"
-        location = self._resolve_download(url, f"{feed.name} batch {batch}", attempts)
+        span = _SpanName(f"GET /feeds/{feed.api_path}/{{minute}}", {"feed": feed.name, "batch": batch})
+        location = self._resolve_download(url, f"{feed.name} batch {batch}", attempts, span)
         if location is None:
             return DownloadResult(batch, "missing", 404, attempts.count, duration_s=time.monotonic() - started)
-        check = self._stream_to(location, dest, f"{feed.name} batch {batch}", attempts, verify=True)
+        check = self._stream_to(location, dest, f"{feed.name} batch {batch}", attempts, span, verify=True)
         return DownloadResult(
             batch, "downloaded", 200, attempts.count, check.bytes, check.objects, check.sha256,
             time.monotonic() - started,
@@ -143,15 +164,19 @@ class FeedsClient:
         parse_hour_key(hour)
         attempts = _Attempts()
         url = f"{self.api_url}/feeds/{feed.api_path}/hourly/{hour}"
-        location = self._resolve_download(url, f"{feed.name} hourly package {hour}", attempts, patient=False)
+        span = _SpanName(f"GET /feeds/{feed.api_path}/hourly/{{hour}}", {"feed": feed.name, "hour": hour})
+        what = f"{feed.name} hourly package {hour}"
+        location = self._resolve_download(url, what, attempts, span, patient=False)
         if location is None:
             return False, attempts.count
-        self._stream_to(location, dest, f"{feed.name} hourly package {hour}", attempts, verify=False)
+        self._stream_to(location, dest, what, attempts, span, verify=False)
         return True, attempts.count
 
     # -- requests -----------------------------------------------------------------------
 
-    def _resolve_download(self, url: str, what: str, attempts: _Attempts, patient: bool = True) -> str | None:
+    def _resolve_download(
+        self, url: str, what: str, attempts: _Attempts, span: _SpanName, patient: bool = True
+    ) -> str | None:
         """Ask the API for the batch; returns the download URL from its 302, or None on 404.
 
         `patient`: wait and ask again on 400 NotAvailableYet (a minute batch due any moment);
@@ -159,7 +184,7 @@ class FeedsClient:
         """
         not_available = 0
         while True:
-            response = self._request(url, what, attempts, with_key=True)
+            response = self._request(url, what, attempts, with_key=True, span=span)
             status = response.status_code
             if status in (301, 302, 303, 307, 308):
                 location = response.headers.get("Location")
@@ -182,16 +207,25 @@ class FeedsClient:
                 continue
             raise _error_for(status, code, message, what)
 
-    def _request(self, url: str, what: str, attempts: _Attempts, *, with_key: bool, stream: bool = False) -> requests.Response:
-        """One GET with retries for 429, 5xx and network faults; other answers are returned."""
+    def _request(
+        self, url: str, what: str, attempts: _Attempts, *, with_key: bool, stream: bool = False,
+        span: _SpanName | None = None,
+    ) -> requests.Response:
+        """One GET with retries for 429, 5xx and network faults; other answers are returned.
+
+        With `span`, each attempt is an APM span (the API URL is safe to show: the key
+        travels in a header).
+        """
         headers = {"x-apikey": self.api_key} if with_key else {}
         while True:
             attempts.count += 1
             try:
-                response = self._session.get(
-                    url, headers=headers, allow_redirects=False, stream=stream,
-                    timeout=(self.connect_timeout_s, self.read_timeout_s),
-                )
+                with _http_span(span, url, attempts.count) as apm_span:
+                    response = self._session.get(
+                        url, headers=headers, allow_redirects=False, stream=stream,
+                        timeout=(self.connect_timeout_s, self.read_timeout_s),
+                    )
+                    _record_http_status(apm_span, response.status_code)
             except requests.RequestException as exc:
                 self._retry_or_raise(attempts, what, f"network error: {type(exc).__name__}")
                 continue
@@ -209,35 +243,101 @@ class FeedsClient:
             delay = self.retry.backoff(attempts.count, self._rng)
         self.sleep(delay)
 
-    def _stream_to(self, location: str, dest: Path, what: str, attempts: _Attempts, *, verify: bool) -> BatchCheck:
+    def _stream_to(
+        self, location: str, dest: Path, what: str, attempts: _Attempts, span: _SpanName, *, verify: bool
+    ) -> BatchCheck:
         """Stream the download (no API key: it is another host) into `dest`, atomically.
 
         A connection cut mid-body, or a body that is not a whole bz2 stream, is retried like
-        a 5xx; on every failure the temp file goes and `dest` is untouched.
+        a 5xx; on every failure the temp file goes and `dest` is untouched. Each attempt is
+        one span (request and body), holding the span of the bz2 verification done on the way.
         """
         while True:
-            response = self._request(location, what, attempts, with_key=False, stream=True)
-            try:
-                if response.status_code != 200:
-                    code, message = _error_of(response)
-                    raise _error_for(response.status_code, code, message, f"{what} download")
-                verifier = BatchVerifier() if verify else None
-                written = 0
-                with atomic_writer(dest) as handle:
-                    for chunk in response.iter_content(DOWNLOAD_CHUNK):
-                        handle.write(chunk)
-                        written += len(chunk)
-                        if verifier:
-                            verifier.update(chunk)
-                    check = verifier.result() if verifier else BatchCheck(True, written)
-                    if not check.ok:
-                        raise _IncompleteBody(check.error)
-                return check
-            except (requests.RequestException, _IncompleteBody) as exc:
-                reason = exc.reason if isinstance(exc, _IncompleteBody) else f"connection lost: {type(exc).__name__}"
-                self._retry_or_raise(attempts, what, reason)
-            finally:
-                response.close()
+            with _http_span(span, location, attempts.count + 1, download=True) as apm_span:
+                try:
+                    return self._stream_once(location, dest, what, attempts, apm_span, verify=verify)
+                except (requests.RequestException, _IncompleteBody) as exc:
+                    _mark_failed(apm_span)
+                    reason = (exc.reason if isinstance(exc, _IncompleteBody)
+                              else f"connection lost: {type(exc).__name__}")
+            self._retry_or_raise(attempts, what, reason)
+
+    def _stream_once(
+        self, location: str, dest: Path, what: str, attempts: _Attempts, apm_span: Any, *, verify: bool
+    ) -> BatchCheck:
+        response = self._request(location, what, attempts, with_key=False, stream=True)
+        try:
+            _record_http_status(apm_span, response.status_code)
+            if response.status_code != 200:
+                code, message = _error_of(response)
+                raise _error_for(response.status_code, code, message, f"{what} download")
+            verifier = BatchVerifier() if verify else None
+            written = 0
+            streaming_since = time.time()
+            with atomic_writer(dest) as handle:
+                for chunk in response.iter_content(DOWNLOAD_CHUNK):
+                    handle.write(chunk)
+                    written += len(chunk)
+                    if verifier:
+                        verifier.update(chunk)
+                check = verifier.result() if verifier else BatchCheck(True, written)
+                if verifier:
+                    _record_streamed_verify(verifier, check, streaming_since)
+                if not check.ok:
+                    raise _IncompleteBody(check.error)
+            return check
+        finally:
+            response.close()
+
+
+def _http_span(span: _SpanName | None, url: str, attempt: int, download: bool = False) -> Any:
+    """An `external`/`http` span of one request; nothing without `span` or a transaction.
+
+    An API request shows its URL (no key in it); a download shows only its host: the
+    download URL carries its token. Not leaf (exit) spans: the agent would compress fast
+    consecutive ones into one, losing each request's batch label.
+    """
+    if span is None or elasticapm.get_transaction_id() is None:
+        return contextlib.nullcontext()
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    shown_url = urlunsplit((parts.scheme, host, "" if download else parts.path, "", ""))
+    context = {
+        "http": {"method": "GET", "url": shown_url},
+        "destination": {"address": parts.hostname, "port": port},
+    }
+    return elasticapm.capture_span(
+        span.download if download else span.template, span_type="external", span_subtype="http",
+        extra=context, labels={**span.labels, "attempt": attempt},
+    )
+
+
+def _record_http_status(apm_span: Any, status: int) -> None:
+    """Failure for 4xx/5xx except 404, which is VT's normal "no batch this minute"."""
+    if apm_span is not None:
+        apm_span.update_context("http", {"status_code": status})
+        apm_span.outcome = "failure" if status >= 400 and status != 404 else "success"
+
+
+def _mark_failed(apm_span: Any) -> None:
+    if apm_span is not None:
+        apm_span.outcome = "failure"
+
+
+def _record_streamed_verify(verifier: BatchVerifier, check: BatchCheck, streaming_since: float) -> None:
+    """The bz2 decoding done while the body streamed, as one span of its summed decode time.
+
+    Decoding is interleaved with network reads, so the span starts with the stream and lasts
+    as long as the decoding took in total.
+    """
+    with elasticapm.capture_span(
+        "bz2 verify (streamed)", span_type="app", span_subtype="bz2", span_action="verify",
+        labels={"bytes": check.bytes, "objects": check.objects, "ok": check.ok},
+        start=streaming_since, duration=max(verifier.decode_seconds, 1e-6),
+    ) as apm_span:
+        if apm_span is not None and not check.ok:
+            apm_span.outcome = "failure"
 
 
 class _IncompleteBody(Exception):
@@ -278,7 +378,10 @@ def split_hourly_package(
     start = parse_hour_key(hour)
     results: dict[str, BatchCheck] = {}
     try:
-        with tarfile.open(package, mode="r:*") as tar:
+        with elasticapm.capture_span(
+            "split hourly package", span_type="app", span_subtype="bz2", span_action="split",
+            labels={"hour": hour, "minutes_wanted": len(wanted)},
+        ), tarfile.open(package, mode="r:*") as tar:
             for member in tar:
                 match = _MINUTE_IN_NAME.search(Path(member.name).name)
                 if not member.isfile() or not match or match.group(1) not in wanted:

@@ -3,6 +3,7 @@
 import dagster as dg
 from pydantic import Field
 
+from vt_dagster.apm import StageTransaction, VTApmResource, optional_apm
 from vt_dagster.assets.raw_batch import raw_batch_key
 from vt_dagster.assets.summaries import summaries_key
 from vt_dagster.elastic import (
@@ -65,7 +66,8 @@ def fail_on_lost_documents(feed: Feed, stage: str, failures: dict[str, IndexResu
         )
 
 
-def build_summary_index_asset(feed: Feed) -> dg.AssetsDefinition:
+def build_summary_index_asset(feed: Feed, *, with_apm: bool = False) -> dg.AssetsDefinition:
+    """`<feed>/summary_index`; `with_apm`: it takes the `vt_apm` resource (else APM is off)."""
     key = summary_index_key(feed)
 
     @dg.asset(
@@ -82,9 +84,19 @@ def build_summary_index_asset(feed: Feed) -> dg.AssetsDefinition:
             "`_id` = sha256(batch:VT id) so re-indexing never duplicates."
         ),
     )
+    @optional_apm(with_apm)
     def summary_index(
-        context: dg.AssetExecutionContext, vt_storage: VTStorageResource, vt_elasticsearch: VTElasticsearchResource
+        context: dg.AssetExecutionContext, vt_storage: VTStorageResource, vt_elasticsearch: VTElasticsearchResource,
+        vt_apm: VTApmResource,
     ) -> dg.MaterializeResult:
+        with vt_apm.stage_transaction(feed.name, "summary_index", context.partition_keys) as transaction:
+            return index_summaries(context, vt_storage, vt_elasticsearch, transaction)
+
+    def index_summaries(
+        context: dg.AssetExecutionContext, vt_storage: VTStorageResource, vt_elasticsearch: VTElasticsearchResource,
+        transaction: StageTransaction,
+    ) -> dg.MaterializeResult:
+        """Bulk-index the summary file of every batch of the run, then count what Elasticsearch holds."""
         root, keys = vt_storage.path, context.partition_keys
         alias = vt_elasticsearch.settings().summary_alias(feed.name)
         client = vt_elasticsearch.client()
@@ -92,6 +104,7 @@ def build_summary_index_asset(feed: Feed) -> dg.AssetsDefinition:
             require_alias(client, alias)
             failures: dict[str, IndexResult] = {}
             indexed_batches: list[str] = []
+            documents = 0
             for batch in keys:
                 path = summary_path(root, feed.name, batch)
                 if not path.exists():
@@ -103,8 +116,10 @@ def build_summary_index_asset(feed: Feed) -> dg.AssetsDefinition:
                 result = index_summary_file(client, path, alias=alias)
                 context.add_asset_metadata(index_metadata(result), partition_key=batch)
                 indexed_batches.append(batch)
+                documents += result.indexed
                 if result.failed:
                     failures[batch] = result
+            transaction.label(indexed=documents, failed=sum(r.failed for r in failures.values()))
             fail_on_lost_documents(feed, "summary_index", failures)
             client.indices.refresh(index=alias)
             check = count_check(feed, root, indexed_batches, batch_counts(client, alias, indexed_batches))
@@ -134,7 +149,9 @@ def count_check(feed: Feed, root, batches: list[str], in_es: dict[str, int]) -> 
     )
 
 
-def build_report_cache_asset(feed: Feed) -> dg.AssetsDefinition:
+def build_report_cache_asset(feed: Feed, *, with_apm: bool = False) -> dg.AssetsDefinition:
+    """`<feed>/report_cache`; `with_apm`: it takes the `vt_apm` resource (else APM is off)."""
+
     @dg.asset(
         **stage_asset_options(feed, "report_cache"),
         deps=[raw_batch_key(feed)],
@@ -146,15 +163,26 @@ def build_report_cache_asset(feed: Feed) -> dg.AssetsDefinition:
             "reads it; external versioning by batch, so a late older batch never overwrites a newer report."
         ),
     )
+    @optional_apm(with_apm)
     def report_cache(
-        context: dg.AssetExecutionContext, vt_storage: VTStorageResource, vt_elasticsearch: VTElasticsearchResource
+        context: dg.AssetExecutionContext, vt_storage: VTStorageResource, vt_elasticsearch: VTElasticsearchResource,
+        vt_apm: VTApmResource,
     ) -> None:
+        with vt_apm.stage_transaction(feed.name, "report_cache", context.partition_keys) as transaction:
+            index_full_reports(context, vt_storage, vt_elasticsearch, transaction)
+
+    def index_full_reports(
+        context: dg.AssetExecutionContext, vt_storage: VTStorageResource, vt_elasticsearch: VTElasticsearchResource,
+        transaction: StageTransaction,
+    ) -> None:
+        """Bulk-index the full VT objects of every raw batch of the run."""
         root = vt_storage.path
         alias = vt_elasticsearch.settings().report_alias(feed.name)
         client = vt_elasticsearch.client()
         try:
             require_alias(client, alias)
             failures: dict[str, IndexResult] = {}
+            documents = 0
             for batch in context.partition_keys:
                 raw = raw_batch_path(root, feed.name, batch)
                 if not raw.exists():
@@ -165,8 +193,10 @@ def build_report_cache_asset(feed: Feed) -> dg.AssetsDefinition:
                     continue
                 result = index_reports(client, raw, alias=alias, feed=feed.name, batch=batch)
                 context.add_asset_metadata(index_metadata(result), partition_key=batch)
+                documents += result.indexed
                 if result.failed:
                     failures[batch] = result
+            transaction.label(indexed=documents, failed=sum(r.failed for r in failures.values()))
             fail_on_lost_documents(feed, "report_cache", failures)
         except ElasticsearchError as exc:
             raise dg.Failure(str(exc)) from None

@@ -3,6 +3,7 @@
 import dagster as dg
 from pydantic import Field
 
+from vt_dagster.apm import StageTransaction, VTApmResource, optional_apm
 from vt_dagster.feeds import Feed
 from vt_dagster.assets.common import stage_asset_options
 from vt_dagster.raw_batches import BatchOutcome, RawBatchError, fetch_batches
@@ -38,7 +39,9 @@ def partition_metadata(outcome: BatchOutcome, storage: VTStorageResource, feed: 
     return metadata
 
 
-def build_raw_batch_asset(feed: Feed) -> dg.AssetsDefinition:
+def build_raw_batch_asset(feed: Feed, *, with_apm: bool = False) -> dg.AssetsDefinition:
+    """`<feed>/raw_batch`; `with_apm`: it takes the `vt_apm` resource (else APM is off)."""
+
     @dg.asset(
         **stage_asset_options(feed, "raw_batch"),
         kinds={"python", "file"},
@@ -49,12 +52,22 @@ def build_raw_batch_asset(feed: Feed) -> dg.AssetsDefinition:
             "verified; whole hours of a range come from the hourly package."
         ),
     )
+    @optional_apm(with_apm)
     def raw_batch(
         context: dg.AssetExecutionContext,
         config: RawBatchConfig,
         vt_feeds: VTFeedsResource,
         vt_storage: VTStorageResource,
+        vt_apm: VTApmResource,
     ) -> None:
+        with vt_apm.stage_transaction(feed.name, "raw_batch", context.partition_keys) as transaction:
+            download(context, config, vt_feeds, vt_storage, transaction)
+
+    def download(
+        context: dg.AssetExecutionContext, config: RawBatchConfig, vt_feeds: VTFeedsResource,
+        vt_storage: VTStorageResource, transaction: StageTransaction,
+    ) -> None:
+        """Every batch of the run on disk or known missing."""
         keys = context.partition_keys
         context.log.info(f"{feed.name}: {len(keys)} batch(es) {keys[0]}..{keys[-1]}")
 
@@ -78,6 +91,7 @@ def build_raw_batch_asset(feed: Feed) -> dg.AssetsDefinition:
         counts: dict[str, int] = {}
         for outcome in outcomes:
             counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        transaction.label(**counts)
         context.log.info(f"{feed.name}: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
 
     return raw_batch

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from vt_dagster.apm import StageTransaction, VTApmResource, optional_apm, record_finished_span, span
 from vt_dagster.assets.raw_batch import raw_batch_key
 from vt_dagster.feeds import Feed
 from vt_dagster.assets.common import stage_asset_options
@@ -72,7 +73,22 @@ def balance_check(feed: Feed, results: dict[str, BatchSummaryResult], raw_counts
     )
 
 
-def build_summaries_asset(feed: Feed) -> dg.AssetsDefinition:
+def record_batch_span(result: BatchSummaryResult) -> None:
+    """The batch's summarizing as an APM span, timed by the worker process that did it.
+
+    `summarize_many` runs batches in worker processes the agent does not reach, and yields
+    results in submission order: each span ends when its result reached the asset and lasts
+    what the worker measured, so it sits inside the pool's span, at most a little late.
+    """
+    record_finished_span(
+        "summarize batch", result.seconds, subtype="summarize",
+        labels={"batch": result.batch, "objects": result.objects, "summaries": result.summaries,
+                "rejected": result.rejected, "bytes_in": result.bytes_in},
+    )
+
+
+def build_summaries_asset(feed: Feed, *, with_apm: bool = False) -> dg.AssetsDefinition:
+    """`<feed>/summaries`; `with_apm`: it takes the `vt_apm` resource (else APM is off)."""
     key = summaries_key(feed)
 
     @dg.asset(
@@ -91,9 +107,19 @@ def build_summaries_asset(feed: Feed) -> dg.AssetsDefinition:
             "analysts search, schema in docs/summary-schema.md. A range uses every core."
         ),
     )
+    @optional_apm(with_apm)
     def summaries(
-        context: dg.AssetExecutionContext, vt_storage: VTStorageResource, vt_summarizer: VTSummarizerResource
+        context: dg.AssetExecutionContext, vt_storage: VTStorageResource, vt_summarizer: VTSummarizerResource,
+        vt_apm: VTApmResource,
     ) -> dg.MaterializeResult:
+        with vt_apm.stage_transaction(feed.name, "summaries", context.partition_keys) as transaction:
+            return summarize(context, vt_storage, vt_summarizer, transaction)
+
+    def summarize(
+        context: dg.AssetExecutionContext, vt_storage: VTStorageResource, vt_summarizer: VTSummarizerResource,
+        transaction: StageTransaction,
+    ) -> dg.MaterializeResult:
+        """Summaries of every downloaded batch of the run (one process per core), and their balance check."""
         root = vt_storage.path
         keys = context.partition_keys
         jobs: list[SummaryJob] = []
@@ -117,13 +143,15 @@ def build_summaries_asset(feed: Feed) -> dg.AssetsDefinition:
 
         results: dict[str, BatchSummaryResult] = {}
         errors: list[str] = []
-        for outcome in summarize_many(jobs, workers=vt_summarizer.workers or None,
-                                      whitelist_path=vt_summarizer.whitelist_path):
-            if isinstance(outcome, str):
-                errors.append(outcome)
-                continue
-            results[outcome.batch] = outcome
-            context.add_asset_metadata(summary_metadata(outcome), partition_key=outcome.batch)
+        with span("summarize batches", subtype="summarize", labels={"batches": len(jobs)}):
+            for outcome in summarize_many(jobs, workers=vt_summarizer.workers or None,
+                                          whitelist_path=vt_summarizer.whitelist_path):
+                if isinstance(outcome, str):
+                    errors.append(outcome)
+                    continue
+                record_batch_span(outcome)
+                results[outcome.batch] = outcome
+                context.add_asset_metadata(summary_metadata(outcome), partition_key=outcome.batch)
         if errors:
             raise dg.Failure(
                 f"{feed.name}: {len(errors)} batch(es) could not be summarized; first: {errors[0]}",
@@ -132,6 +160,7 @@ def build_summaries_asset(feed: Feed) -> dg.AssetsDefinition:
         objects = sum(r.objects for r in results.values())
         rejected = sum(r.rejected for r in results.values())
         context.log.info(f"{feed.name}: {len(results)} batch(es), {objects} objects, {rejected} rejected lines")
+        transaction.label(objects=objects, rejected=rejected)
         check = balance_check(feed, results, raw_object_counts(context, feed, list(results)))
         return dg.MaterializeResult(check_results=[check])
 
