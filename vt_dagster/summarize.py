@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from vt_dagster.feeds import get_feed, parse_minute_key
 from vt_dagster.whitelist import UrlWhitelist, host_of
@@ -143,7 +144,7 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def _keywords(value: Any) -> list[str] | None:
-    return _unique(_as_list(value)) or None
+    return _unique(value if value.__class__ is list else _as_list(value)) or None
 
 
 def _mapping_values(value: Any) -> list[str] | None:
@@ -206,23 +207,34 @@ def _is_sha256(value: Any) -> bool:
 
 
 def _iso(epoch: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+    """ISO UTC time of a sane epoch (see `_date`); objects of a batch share a few minutes."""
+    minute, second = divmod(epoch, 60)
+    return f"{_iso_minute(minute)}{second:02d}Z"
+
+
+@lru_cache(maxsize=4096)
+def _iso_minute(minute: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:", time.gmtime(minute * 60))
 
 
 # --- the document under construction -------------------------------------------------------
+
+# What `put` leaves out ("no key without a value"); a constant, not a fresh [] per call.
+_NO_VALUE = (None, "", [])
+
 
 class _Builder:
     """The summary being built, with the whitelist and the count of URLs it dropped."""
 
     __slots__ = ("out", "whitelist", "dropped")
 
-    def __init__(self, whitelist: UrlWhitelist) -> None:
-        self.out: dict[str, Any] = {}
+    def __init__(self, whitelist: UrlWhitelist, out: dict[str, Any]) -> None:
+        self.out = out
         self.whitelist = whitelist
         self.dropped = 0
 
     def put(self, field: str, value: Any) -> None:
-        if value is not None and value != [] and value != "":
+        if value not in _NO_VALUE:
             self.out[field] = value
 
     def put_list(self, field: str, values: Iterable[Any]) -> None:
@@ -268,15 +280,33 @@ Extractor = Callable[[Mapping[str, Any], Mapping[str, Any], _Builder], None]
 Field = tuple[str, tuple[str, ...], Reader]
 
 
-# A field table compiled for the hot loop: attribute -> ((summary field, rest of path, reader), ...).
-_Compiled = dict[str, tuple[tuple[str, tuple[str, ...], Reader], ...]]
+class _Compiled(NamedTuple):
+    """A field table compiled for the hot loop, keyed by attribute.
+
+    `plain`: attribute -> (summary field, reader), the attribute itself read (most fields);
+    `nested`: attribute -> ((summary field, rest of path, reader), ...).
+    """
+
+    plain: dict[str, tuple[str, Reader]]
+    nested: dict[str, tuple[tuple[str, tuple[str, ...], Reader], ...]]
+
+    def attributes(self) -> frozenset[str]:
+        return frozenset(self.plain) | frozenset(self.nested)
 
 
 def _compile(fields: tuple[Field, ...]) -> _Compiled:
     table: dict[str, list[tuple[str, tuple[str, ...], Reader]]] = {}
     for field, path, read in fields:
         table.setdefault(path[0], []).append((field, path[1:], read))
-    return {key: tuple(entries) for key, entries in table.items()}
+    plain: dict[str, tuple[str, Reader]] = {}
+    nested: dict[str, tuple[tuple[str, tuple[str, ...], Reader], ...]] = {}
+    for key, entries in table.items():
+        [(field, rest, read), *others] = entries
+        if rest or others:
+            nested[key] = tuple(entries)
+        else:
+            plain[key] = (field, read)
+    return _Compiled(plain, nested)
 
 
 def _copy_fields(attributes: Mapping[str, Any], fields: _Compiled, out: dict) -> None:
@@ -284,24 +314,34 @@ def _copy_fields(attributes: Mapping[str, Any], fields: _Compiled, out: dict) ->
 
     Walks the attributes the object has (about half of those a table names), not the table.
     """
+    plain, nested = fields
     for key, value in attributes.items():
-        entries = fields.get(key)
-        if entries is None or value is None:
+        if value is None:
             continue
-        for field, rest, read in entries:
-            found = _dig(value, rest) if rest else value
+        entry = plain.get(key)
+        if entry is not None:
+            found = entry[1](value)
             if found is not None:
-                found = read(found)
+                out[entry[0]] = found
+        elif key in nested:
+            for field, rest, read in nested[key]:
+                found = value
+                for step in rest:
+                    found = found.get(step) if isinstance(found, dict) else None
                 if found is not None:
-                    out[field] = found
+                    found = read(found)
+                    if found is not None:
+                        out[field] = found
 
 
 # --- extractors shared by several object types ---------------------------------------------
 
 _STATS = {
-    "malicious": "malicious", "suspicious": "suspicious", "undetected": "undetected",
-    "harmless": "harmless", "timeout": "timeout", "failure": "failure",
-    "type-unsupported": "type_unsupported", "confirmed-timeout": "confirmed_timeout",
+    key: "vt.last_analysis_stats." + name for key, name in (
+        ("malicious", "malicious"), ("suspicious", "suspicious"), ("undetected", "undetected"),
+        ("harmless", "harmless"), ("timeout", "timeout"), ("failure", "failure"),
+        ("type-unsupported", "type_unsupported"), ("confirmed-timeout", "confirmed_timeout"),
+    )
 }
 
 
@@ -310,15 +350,16 @@ def _analysis_stats(attributes: Mapping[str, Any], obj: Mapping[str, Any], b: _B
     stats = attributes.get("last_analysis_stats")
     if not isinstance(stats, dict):
         return
+    out = b.out
     total: int | None = None
     for key, value in stats.items():
-        count = _count(value)
+        count = value if value.__class__ is int and 0 <= value <= _INT64 else _count(value)
         if count is None:
             continue
-        total = count + (total or 0)
-        name = _STATS.get(key)
-        if name is not None:
-            b.out["vt.last_analysis_stats." + name] = count
+        total = count if total is None else total + count
+        field = _STATS.get(key)
+        if field is not None:
+            out[field] = count
     if total is not None and total <= _INT64:
         b.out["vt.last_analysis_stats.total"] = total
 
@@ -328,8 +369,11 @@ def _submitter(attributes: Mapping[str, Any], obj: Mapping[str, Any], b: _Builde
     submitter = _dig(obj, ("context_attributes", "submitter"))
     if not isinstance(submitter, dict):
         return
+    out = b.out
     for field, key in _SUBMITTER_FIELDS:
-        b.put(field, _keyword(submitter.get(key)))
+        text = _keyword(submitter.get(key))
+        if text is not None:
+            out[field] = text
 
 
 _SUBMITTER_FIELDS = (
@@ -346,22 +390,33 @@ def _categories(attributes: Mapping[str, Any], obj: Mapping[str, Any], b: _Build
 
 def _sigma(attributes: Mapping[str, Any], obj: Mapping[str, Any], b: _Builder) -> None:
     results = attributes.get("sigma_analysis_results")
-    b.put_list("vt.sigma.rule_titles", _pluck(results, "rule_title"))
-    b.put_list("vt.sigma.rule_levels", _pluck(results, "rule_level"))
-    stats = attributes.get("sigma_analysis_stats")
-    if isinstance(stats, dict):
-        for level in ("critical", "high", "medium", "low"):
-            b.put("vt.sigma." + level, _count(stats.get(level)))
+    if results is not None:
+        b.put_list("vt.sigma.rule_titles", _pluck(results, "rule_title"))
+        b.put_list("vt.sigma.rule_levels", _pluck(results, "rule_level"))
+    _put_counts(b.out, attributes.get("sigma_analysis_stats"), _SIGMA_LEVELS)
+
+
+_SIGMA_LEVELS = tuple((level, "vt.sigma." + level) for level in ("critical", "high", "medium", "low"))
 
 
 def _ids(attributes: Mapping[str, Any], obj: Mapping[str, Any], b: _Builder) -> None:
     """IDS rules matched by the traffic (files: crowdsourced; behaviours: ids_alerts)."""
     results = attributes.get("crowdsourced_ids_results") or attributes.get("ids_alerts")
-    b.put_list("vt.ids.rule_msgs", _pluck(results, "rule_msg"))
-    stats = attributes.get("crowdsourced_ids_stats")
+    if results is not None:
+        b.put_list("vt.ids.rule_msgs", _pluck(results, "rule_msg"))
+    _put_counts(b.out, attributes.get("crowdsourced_ids_stats"), _IDS_LEVELS)
+
+
+_IDS_LEVELS = tuple((level, "vt.ids." + level) for level in ("high", "medium", "low", "info"))
+
+
+def _put_counts(out: dict[str, Any], stats: Any, levels: tuple[tuple[str, str], ...]) -> None:
+    """Per-level counts of a {level: count} mapping (sigma and IDS stats)."""
     if isinstance(stats, dict):
-        for level in ("high", "medium", "low", "info"):
-            b.put("vt.ids." + level, _count(stats.get(level)))
+        for level, field in levels:
+            count = _count(stats.get(level))
+            if count is not None:
+                out[field] = count
 
 
 def _certificate(attributes: Mapping[str, Any], obj: Mapping[str, Any], b: _Builder) -> None:
@@ -405,12 +460,16 @@ def _threat_classification(
 
 def _yara(attributes: Mapping[str, Any], obj: Mapping[str, Any], b: _Builder) -> None:
     results = attributes.get("crowdsourced_yara_results")
-    b.put_list("vt.yara.rule_names", _pluck(results, "rule_name"))
-    b.put_list("vt.yara.rulesets", _pluck(results, "ruleset_name"))
+    if results is not None:
+        b.put_list("vt.yara.rule_names", _pluck(results, "rule_name"))
+        b.put_list("vt.yara.rulesets", _pluck(results, "ruleset_name"))
 
 
 def _sandbox_verdicts(attributes: Mapping[str, Any], obj: Mapping[str, Any], b: _Builder) -> None:
-    verdicts = list(_values(attributes.get("sandbox_verdicts")))
+    verdicts = attributes.get("sandbox_verdicts")
+    if verdicts is None:
+        return
+    verdicts = list(_values(verdicts))
     b.put_list("vt.sandbox_verdicts.categories", _pluck(verdicts, "category"))
     b.put_list("vt.sandbox_verdicts.sandboxes", _pluck(verdicts, "sandbox_name"))
     b.put_list("vt.sandbox_verdicts.malware_names", _pluck(verdicts, "malware_names"))
@@ -431,8 +490,10 @@ def _signers(attributes: Mapping[str, Any], obj: Mapping[str, Any], b: _Builder)
     b.put_list("vt.signers", [*names, *_pluck(details, "name")])
 
 
-_URL_PREFIXES = ("http://", "https://", "ftp://", "ftps://", "ws://", "wss://")
-_URL_END = frozenset(" \t\r\n\"'<>`")
+# A URL starts at the first of these schemes (searched in lower case) and ends at a blank,
+# a quote or an angle bracket.
+_URL_START = re.compile("https?://|ftps?://|wss?://")
+_URL_END = re.compile("[ \t\r\n\"'<>`]")
 
 
 def _urls_in_strings(strings: Any) -> Iterator[str]:
@@ -440,15 +501,13 @@ def _urls_in_strings(strings: Any) -> Iterator[str]:
     for text in _as_list(strings):
         if not isinstance(text, str) or "://" not in text:
             continue
-        lower = text.lower()
-        starts = [pos for pos in (lower.find(p) for p in _URL_PREFIXES) if pos >= 0]
-        if not starts:
+        found = _URL_START.search(text.lower())
+        if found is None:
             continue
-        start = min(starts)
-        end, limit = start, min(len(text), start + MAX_STRING_CHARS)
-        while end < limit and text[end] not in _URL_END:
-            end += 1
-        yield text[start:end]
+        start = found.start()
+        limit = min(len(text), start + MAX_STRING_CHARS)
+        stop = _URL_END.search(text, start, limit)
+        yield text[start : stop.start() if stop else limit]
 
 
 def _androguard_urls(attributes: Mapping[str, Any], obj: Mapping[str, Any], b: _Builder) -> None:
@@ -461,10 +520,16 @@ def _descriptor_url(item: Any) -> Any:
     """The URL of a relationship item: a string, or {context_attributes|attributes: {url}}."""
     if not isinstance(item, dict):
         return item
-    for holder in (item.get("context_attributes"), item.get("attributes"), item):
-        if isinstance(holder, dict) and holder.get("url") is not None:
-            return holder["url"]
-    return None
+    for holder in _URL_HOLDERS:
+        inner = item.get(holder)
+        if isinstance(inner, dict):
+            url = inner.get("url")
+            if url is not None:
+                return url
+    return item.get("url")
+
+
+_URL_HOLDERS = ("context_attributes", "attributes")
 
 
 _RELATED_URLS = (
@@ -791,11 +856,14 @@ def _one_line(value: Any, limit: int = 200) -> str:
     return " ".join(str(value).split())[:limit]
 
 
-def _summarize(obj: Mapping[str, Any], spec: _Spec, whitelist: UrlWhitelist) -> tuple[dict, int]:
+def _summarize(
+    obj: Mapping[str, Any], spec: _Spec, whitelist: UrlWhitelist, head: dict[str, Any]
+) -> tuple[dict, int]:
+    """The summary, built on `head` (whose keys stay first; its @timestamp may be replaced)."""
     attributes = obj.get("attributes")
     if not isinstance(attributes, dict):
         attributes = {}
-    b = _Builder(whitelist)
+    b = _Builder(whitelist, head)
     out = b.out
     out["vt.id"] = obj["id"].strip()[:MAX_STRING_CHARS]
     out["vt.type"] = obj["type"].strip()[:MAX_STRING_CHARS]
@@ -811,7 +879,7 @@ def _summarize(obj: Mapping[str, Any], spec: _Spec, whitelist: UrlWhitelist) -> 
 
 
 def _summarize_as(obj: Any, object_type: str, whitelist: UrlWhitelist) -> dict[str, Any]:
-    return _summarize(_unwrap(obj), _SPECS[object_type], whitelist)[0]
+    return _summarize(_unwrap(obj), _SPECS[object_type], whitelist, {})[0]
 
 
 def summarize_file_object(obj: Mapping[str, Any], *, whitelist: UrlWhitelist) -> dict[str, Any]:
@@ -870,11 +938,8 @@ def summarize_object(
     batch_timestamp = _batch_timestamp(batch)
     vt_object = _unwrap(obj)
     spec = _SPECS.get(vt_object["type"]) or _SPECS[feed_type]
-    body, dropped = _summarize(vt_object, spec, whitelist)
-    summary: dict[str, Any] = {"@timestamp": batch_timestamp, "vt.feed": feed_name,
-                               "vt.batch": batch}
-    summary.update(body)
-    return summary, dropped
+    head = {"@timestamp": batch_timestamp, "vt.feed": feed_name, "vt.batch": batch}
+    return _summarize(vt_object, spec, whitelist, head)
 
 
 # Attributes the extractors read by name (the field tables list their own). The batch
@@ -889,9 +954,9 @@ _EXTRACTOR_ATTRIBUTES = frozenset({
     "sandbox_verdicts", "sigma_analysis_results", "sigma_analysis_stats", "signature_matches",
     "targeted_brand", "url", "androguard", "signature_info",
 })
-ATTRIBUTES_READ: frozenset[str] = _EXTRACTOR_ATTRIBUTES | frozenset(
-    key for spec in _SPECS.values() for key in spec.fields
-) | frozenset(_CERTIFICATE_FIELDS)
+ATTRIBUTES_READ: frozenset[str] = _EXTRACTOR_ATTRIBUTES.union(
+    *(spec.fields.attributes() for spec in _SPECS.values()), _CERTIFICATE_FIELDS.attributes()
+)
 
 # Inside these attributes the summarizers read only these keys (of the object itself, of
 # each item of a list, or of each value of a mapping such as `sandbox_verdicts`). The batch
@@ -907,4 +972,11 @@ NESTED_KEYS_READ: dict[str, tuple[str, ...]] = {
     "crowdsourced_yara_results": ("rule_name", "ruleset_name"),
     "crowdsourced_ids_results": ("rule_msg",),
     "sandbox_verdicts": ("category", "sandbox_name", "malware_names", "malware_classification"),
+}
+
+# Outside `attributes`, the members of a feed line summaries read, and the keys read inside
+# them (`links`, the download URL and every other relationship are never parsed).
+TOP_LEVEL_KEYS_READ: dict[str, tuple[str, ...]] = {
+    "context_attributes": ("submitter", "url"),
+    "relationships": tuple(name for name, _ in _RELATED_URLS),
 }

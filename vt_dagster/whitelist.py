@@ -9,6 +9,7 @@ parsed is *kept*: a garbage URL must never disappear by accident.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from functools import cache, lru_cache
 from importlib import resources
@@ -18,21 +19,15 @@ from urllib.parse import urlsplit
 DEFAULT_RESOURCE = ("vt_dagster", "data/url_whitelist.txt")
 # Decisions are cached per authority ("user@host:port"); the same hosts repeat all the time.
 _DECISION_CACHE_LIMIT = 200_000
-# Characters that end the authority part of a URL (backslash: browsers treat it as "/").
-_AUTHORITY_END = ("/", "?", "#", "\\")
-_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789+-.")
+# The authority part of a URL: after an RFC 3986 scheme and "://" (or a bare "//"), up to
+# the path, query or fragment (backslash too: browsers treat it as "/"). A "://" after
+# anything but a scheme ("a.com/x?u=http://...") is part of the path.
+_AUTHORITY = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.\-]*://|//)?([^/?#\\]*)")
 _NOT_IN_HOSTS = frozenset(" \t\r\n@[]<>\"'`{}|^")
 
 
 class WhitelistError(ValueError):
     """A whitelist file that cannot be read or holds a line that is not a host."""
-
-
-def _is_scheme(text: str) -> bool:
-    """RFC 3986 scheme syntax; "a.com/x?u=http" before a "://" is a path, not a scheme."""
-    if text.isascii() and text.isalnum():
-        return text[0].isalpha()
-    return text[0].isalpha() and text.isascii() and _SCHEME_CHARS.issuperset(text.lower())
 
 
 def _authority(url: str) -> str:
@@ -41,18 +36,7 @@ def _authority(url: str) -> str:
     `urlsplit("crl.microsoft.com:80/x")` would take the host for a scheme, so the
     authority is cut out by hand and only it goes to urllib.
     """
-    text = url.strip()
-    sep = text.find("://")
-    if sep > 0 and _is_scheme(text[:sep]):
-        text = text[sep + 3 :]
-    elif text.startswith("//"):
-        text = text[2:]
-    end = len(text)
-    for char in _AUTHORITY_END:
-        pos = text.find(char, 0, end)
-        if pos >= 0:
-            end = pos
-    return text[:end]
+    return _AUTHORITY.match(url.strip())[1]  # type: ignore[index] # the pattern matches any text
 
 
 @lru_cache(maxsize=65_536)
@@ -62,6 +46,11 @@ def normalise_host(authority: str) -> str | None:
     Lower case, no userinfo, port or trailing dot, IPv6 compressed, IDN in punycode
     (so `bücher.example` and `xn--bcher-kva.example` compare equal).
     """
+    return _normalise_host(authority)
+
+
+def _normalise_host(authority: str) -> str | None:
+    """`normalise_host` uncached (the whitelist caches its decisions per authority)."""
     if authority.isascii() and "@" not in authority and "[" not in authority:
         host: str | None = authority.partition(":")[0].lower()  # what urlsplit would do
     else:
@@ -171,18 +160,13 @@ class UrlWhitelist:
         """True when `url`'s host is an entry or a subdomain of one; False for garbage."""
         if not isinstance(url, str):
             return False
-        known = self._decisions.get(url)
-        if known is not None:
-            return known
         authority = _authority(url)
         decision = self._decisions.get(authority)
         if decision is None:
-            decision = self._decide(normalise_host(authority))
+            decision = self._decide(_normalise_host(authority))
             if len(self._decisions) >= _DECISION_CACHE_LIMIT:
                 self._decisions.clear()
             self._decisions[authority] = decision
-        # The same URLs recur across objects (CRL/OCSP/schema links): remember them whole too.
-        self._decisions[url] = decision
         return decision
 
     def _decide(self, host: str | None) -> bool:
@@ -191,14 +175,13 @@ class UrlWhitelist:
         hosts = self._hosts
         if host in hosts:
             return True
-        if _is_ip_literal(host):
-            return False
-        dot = host.find(".")
+        suffix = host
+        dot = suffix.find(".")
         while dot >= 0:
-            host = host[dot + 1 :]
-            if host in hosts:
-                return True
-            dot = host.find(".")
+            suffix = suffix[dot + 1 :]
+            if suffix in hosts:  # an address only matches whole (checked on a hit: most miss)
+                return not _is_ip_literal(host)
+            dot = suffix.find(".")
         return False
 
     def filter(self, urls: Iterable[str]) -> tuple[list[str], int]:
