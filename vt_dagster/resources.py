@@ -94,6 +94,10 @@ def summarizer_resource_from_env() -> VTSummarizerResource:
     return VTSummarizerResource(url_whitelist_path=os.environ.get("VT_URL_WHITELIST") or None)
 
 
+DEFAULT_BULK_STREAMS = 2
+MAX_BULK_STREAMS = 16
+
+
 class VTElasticsearchResource(dg.ConfigurableResource):
     """The Elasticsearch cluster (`ES_URL`; `ES_API_KEY` or `ES_USERNAME`/`ES_PASSWORD`, `ES_CA_CERTS`).
 
@@ -108,6 +112,10 @@ class VTElasticsearchResource(dg.ConfigurableResource):
     index_prefix: str = Field(default="vt", description="Prefix of every alias, index and template (ES_INDEX_PREFIX)")
     report_aliases: dict[str, str] = Field(
         default_factory=dict, description="Report-cache alias per feed, e.g. an Assemblyline deployment's"
+    )
+    bulk_streams: int = Field(
+        default=DEFAULT_BULK_STREAMS, ge=1, le=MAX_BULK_STREAMS,
+        description="Batches indexed at once, one `_bulk` stream each (ES_BULK_STREAMS); 2 keeps a 2-core node busy",
     )
 
     def settings(self) -> "EsSettings":
@@ -140,8 +148,17 @@ def elasticsearch_resource_from_env() -> VTElasticsearchResource:
     }
     return VTElasticsearchResource(
         url=settings.url, ca_certs=settings.ca_certs, index_prefix=settings.index_prefix,
-        report_aliases=dict(settings.report_aliases), **secrets,
+        report_aliases=dict(settings.report_aliases), bulk_streams=_bulk_streams_from_env(), **secrets,
     )
+
+
+def _bulk_streams_from_env() -> int:
+    text = os.environ.get("ES_BULK_STREAMS", "").strip()
+    if not text:
+        return DEFAULT_BULK_STREAMS
+    if not text.isdigit() or not 1 <= int(text) <= MAX_BULK_STREAMS:
+        raise ValueError(f"ES_BULK_STREAMS must be a whole number from 1 to {MAX_BULK_STREAMS}, not {text!r}")
+    return int(text)
 
 
 if TYPE_CHECKING:

@@ -18,10 +18,10 @@ import io
 import json
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, TypedDict
+from typing import IO, Any, TypedDict, TypeVar
 
 import msgspec
 
@@ -38,6 +38,9 @@ except ImportError:  # pragma: no cover - the package is a dependency; bz2 is th
     indexed_bzip2 = None
 
 MAX_REPORTED_REJECTS = 20
+
+
+T = TypeVar("T")
 
 
 class BatchReadError(ValueError):
@@ -301,13 +304,18 @@ def summarize_many(
     ) as pool:
         biggest_first = sorted(range(len(jobs)), key=lambda index: _raw_size(jobs[index]), reverse=True)
         started = {index: pool.submit(_run_job, jobs[index]) for index in biggest_first}
-        futures = [started[index] for index in range(len(jobs))]
-        try:
-            for future in futures:
-                yield future.result()
-        finally:
-            for future in futures:
-                future.cancel()
+        yield from results_in_order([started[index] for index in range(len(jobs))])
+
+
+def results_in_order(futures: list[Future[T]]) -> Iterator[T]:
+    """Each future's result in list order; when the caller stops early or one raises, the
+    futures not started yet are cancelled (the pool then only finishes what is running)."""
+    try:
+        for future in futures:
+            yield future.result()
+    finally:
+        for future in futures:
+            future.cancel()
 
 
 def _raw_size(job: SummaryJob) -> int:

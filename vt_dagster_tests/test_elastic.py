@@ -7,8 +7,11 @@ import bz2
 import hashlib
 import json
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ from vt_dagster.elastic import (
     ElasticsearchRequestError,
     ElasticsearchUnavailable,
     EsSettings,
+    IndexResult,
     LookupKey,
     batch_counts,
     bootstrap_index,
@@ -30,6 +34,7 @@ from vt_dagster.elastic import (
     make_client,
     report_alias,
     report_doc_id,
+    run_concurrently,
     search_summaries,
     settings_from_env,
     setup_elasticsearch,
@@ -40,6 +45,7 @@ from vt_dagster.elastic import (
 from vt_dagster.emulator import generate_objects
 from vt_dagster.feeds import FEEDS
 from vt_dagster.local_es import free_port
+from vt_dagster.resources import elasticsearch_resource_from_env
 from vt_dagster.storage import raw_batch_path, summary_path
 from vt_dagster.summarize import summarize_object
 from vt_dagster.whitelist import UrlWhitelist
@@ -172,6 +178,46 @@ def test_settings_from_env_rejects_bad_values_in_one_line(env: dict[str, str], m
         settings_from_env(env)
     assert message in str(raised.value) and "\n" not in str(raised.value)
     assert "secret-pw" not in str(raised.value)
+
+
+def test_bulk_streams_come_from_the_environment_and_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ES_BULK_STREAMS", raising=False)
+    assert elasticsearch_resource_from_env().bulk_streams == 2
+    monkeypatch.setenv("ES_BULK_STREAMS", "4")
+    assert elasticsearch_resource_from_env().bulk_streams == 4
+    for bad in ("0", "two", "99"):
+        monkeypatch.setenv("ES_BULK_STREAMS", bad)
+        with pytest.raises(ValueError, match=f"ES_BULK_STREAMS .*{bad!r}"):
+            elasticsearch_resource_from_env()
+
+
+def test_concurrent_bulk_jobs_overlap_and_results_keep_job_order() -> None:
+    started = threading.Barrier(2, timeout=5)
+
+    def job(n: int) -> IndexResult:
+        if n < 2:
+            started.wait()  # only passes if the first two jobs run at the same time
+        time.sleep(0.02 * (3 - n))
+        return IndexResult(indexed=n)
+
+    jobs = [partial(job, n) for n in range(4)]
+    assert [r.indexed for r in run_concurrently(jobs, streams=2)] == [0, 1, 2, 3]
+    assert [r.indexed for r in run_concurrently(jobs[2:], streams=1)] == [2, 3]
+
+
+def test_a_failing_bulk_job_stops_the_ones_not_started_and_is_raised() -> None:
+    ran: list[int] = []
+
+    def job(n: int) -> IndexResult:
+        ran.append(n)
+        if n == 0:
+            raise ElasticsearchUnavailable("Elasticsearch at http://x is unreachable")
+        time.sleep(0.05)
+        return IndexResult(indexed=n)
+
+    with pytest.raises(ElasticsearchUnavailable):
+        list(run_concurrently([partial(job, n) for n in range(20)], streams=2))
+    assert len(ran) < 20
 
 
 def test_alias_templates_carry_lifecycle_settings_only_with_a_policy() -> None:
@@ -494,10 +540,13 @@ def test_reports_accept_wrapped_objects_and_count_bad_lines(
     alias = report_alias(ready, "domains")
     wrapped = sample(samples_dir, "opencti_vt_test_domain.json")
     path = write_raw_batch(tmp_path, "domains", BATCH,
-                           [json.dumps(wrapped), "{truncated", json.dumps({"no": "id"})])
+                           [json.dumps(wrapped), "{truncated", json.dumps({"no": "id"}),
+                            json.dumps({"id": 5, "type": "domain"}), "[1, 2]", '{"id": "", "type": "domain"}'])
     result = index_reports(es_client, path, alias=alias, feed="domains", batch=BATCH)
-    assert (result.indexed, result.failed) == (1, 2)
-    assert [e.split(":")[0] for e in result.errors] == ["line 2", "line 3"]
+    assert (result.indexed, result.failed) == (1, 5)
+    assert [e.split(":")[0] for e in result.errors] == ["line 2", "line 3", "line 4", "line 5", "line 6"]
+    assert "invalid JSON" in result.errors[0] and "no 'id' string" in result.errors[2]
+    assert "not a JSON object" in result.errors[3] and "no 'id' string" in result.errors[4]
     [report] = stored_report(es_client, alias, report_doc_id("tawuhoju.com"))
     assert report["id"] == "tawuhoju.com" and report["vt.batch"] == BATCH
 

@@ -98,6 +98,7 @@ def test_chain_indexes_each_batch_once_and_the_count_check_passes(resources, es_
     assert counts[keys[1]] == 0
     checks = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     assert {c.check_name: c.passed for c in checks} == {"objects_accounted_for": True, "documents_counted": True}
+    assert all(c.partition is None and c.metadata["batches_checked"].value == 3 for c in checks)
 
     sha256 = json.loads(summary_path(root, "files", keys[3]).read_text().splitlines()[0])["vt.id"]
     found = lookup(es_client, [sha256], feeds=["files"], prefix=index_prefix)

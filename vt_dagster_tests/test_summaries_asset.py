@@ -85,8 +85,8 @@ def test_check_fails_when_summaries_do_not_account_for_every_object(tmp_path, re
                                 selection=[dg.AssetKey(["files", "summaries"])])
     [evaluation] = check_evaluations(result)
     assert not evaluation.passed
-    assert evaluation.metadata["batches_unbalanced"].value == 1
-    assert keys[0] in evaluation.metadata["unbalanced"].value
+    assert evaluation.metadata["batches_wrong"].value == 1
+    assert keys[0] in evaluation.metadata["wrong"].value
 
 
 @pytest.mark.service

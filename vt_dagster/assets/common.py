@@ -26,3 +26,19 @@ def stage_asset_options(feed: Feed, stage: str) -> dict[str, Any]:
         "tags": {"feed": feed.name, "stage": stage},
         "freshness_policy": LIVE_FRESHNESS,
     }
+
+
+def batch_check_result(check_name: str, asset_key: dg.AssetKey, problems: dict[str, str | None],
+                       metadata: dict[str, Any]) -> dg.AssetCheckResult:
+    """One check result for every batch of a run: `problems` maps each batch checked to None
+    (passed) or what is wrong with it; the wrong ones are listed in the metadata.
+
+    The checks are not partitioned: Dagster 1.13 attaches a check result to a partition only
+    in single-partition runs, so a partitioned check would show nothing for range backfills.
+    """
+    wrong = {batch: problem for batch, problem in problems.items() if problem is not None}
+    return dg.AssetCheckResult(
+        check_name=check_name, asset_key=asset_key, passed=not wrong,
+        metadata={**metadata, "batches_checked": len(problems), "batches_wrong": len(wrong),
+                  **({"wrong": dg.MetadataValue.json(wrong)} if wrong else {})},
+    )

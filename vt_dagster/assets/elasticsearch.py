@@ -1,5 +1,9 @@
 """`<feed>/summary_index` and `<feed>/report_cache`: the two Elasticsearch stages, and the setup job."""
 
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
 import dagster as dg
 from pydantic import Field
 
@@ -12,11 +16,11 @@ from vt_dagster.elastic import (
     batch_counts,
     index_reports,
     index_summary_file,
+    run_concurrently,
     setup_elasticsearch,
 )
 from vt_dagster.feeds import Feed, enabled_feeds
-from vt_dagster.assets.common import stage_asset_options
-from vt_dagster.partitions import minute_partitions
+from vt_dagster.assets.common import batch_check_result, stage_asset_options
 from vt_dagster.resources import VTElasticsearchResource, VTStorageResource
 from vt_dagster.storage import missing_marker_path, raw_batch_path, read_summary_counts, summary_path
 
@@ -55,6 +59,28 @@ def require_alias(client, alias: str) -> None:
         )
 
 
+def present_files(
+    context: dg.AssetExecutionContext, feed: Feed, root: Path, what: str, path_of: Callable[[str], Path],
+    upstream: dg.AssetKey,
+) -> dict[str, Path]:
+    """The input file of each batch of the run, checked before anything is sent.
+
+    A batch VT never served (its missing marker) gets "no batch" metadata and is left out;
+    a batch whose file is simply not there fails the run, naming the asset to materialize.
+    """
+    paths: dict[str, Path] = {}
+    for batch in context.partition_keys:
+        path = path_of(batch)
+        if path.exists():
+            paths[batch] = path
+        elif missing_marker_path(root, feed.name, batch).exists():
+            context.add_asset_metadata({"status": "no batch", "indexed": 0}, partition_key=batch)
+        else:
+            raise dg.Failure(f"{feed.name}: {what} {batch} is not on disk ({path}): "
+                             f"materialize {upstream.to_user_string()} first", allow_retries=False)
+    return paths
+
+
 def fail_on_lost_documents(feed: Feed, stage: str, failures: dict[str, IndexResult]) -> None:
     if failures:
         first_batch, first = next(iter(failures.items()))
@@ -76,7 +102,7 @@ def build_summary_index_asset(feed: Feed, *, with_apm: bool = False) -> dg.Asset
         kinds={"elasticsearch"},
         retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
         check_specs=[dg.AssetCheckSpec(
-            COUNT_CHECK, asset=key, partitions_def=minute_partitions,
+            COUNT_CHECK, asset=key,
             description="Elasticsearch holds exactly one document per distinct object of each batch.",
         )],
         description=(
@@ -97,25 +123,19 @@ def build_summary_index_asset(feed: Feed, *, with_apm: bool = False) -> dg.Asset
         transaction: StageTransaction,
     ) -> dg.MaterializeResult:
         """Bulk-index the summary file of every batch of the run, then count what Elasticsearch holds."""
-        root, keys = vt_storage.path, context.partition_keys
+        root = vt_storage.path
         alias = vt_elasticsearch.settings().summary_alias(feed.name)
         client = vt_elasticsearch.client()
         try:
             require_alias(client, alias)
             failures: dict[str, IndexResult] = {}
-            indexed_batches: list[str] = []
+            paths = present_files(context, feed, root, "summary of batch",
+                                  lambda batch: summary_path(root, feed.name, batch), summaries_key(feed))
+            indexed_batches = list(paths)
+            jobs = [partial(index_summary_file, client, path, alias=alias) for path in paths.values()]
             documents = 0
-            for batch in keys:
-                path = summary_path(root, feed.name, batch)
-                if not path.exists():
-                    if not missing_marker_path(root, feed.name, batch).exists():
-                        raise dg.Failure(f"{feed.name}: summary of batch {batch} is not on disk: "
-                                         f"materialize {summaries_key(feed).to_user_string()} first")
-                    context.add_asset_metadata({"status": "no batch", "indexed": 0}, partition_key=batch)
-                    continue
-                result = index_summary_file(client, path, alias=alias)
+            for batch, result in zip(indexed_batches, run_concurrently(jobs, vt_elasticsearch.bulk_streams)):
                 context.add_asset_metadata(index_metadata(result), partition_key=batch)
-                indexed_batches.append(batch)
                 documents += result.indexed
                 if result.failed:
                     failures[batch] = result
@@ -136,17 +156,12 @@ def count_check(feed: Feed, root, batches: list[str], in_es: dict[str, int]) -> 
     """ES documents per batch == distinct objects the summaries asset recorded."""
     days = {f"{b[:4]}-{b[4:6]}-{b[6:8]}" for b in batches}
     expected = read_summary_counts(root, feed.name, sorted(days))
-    wrong = {b: f"{in_es.get(b, 0)} in Elasticsearch, {expected[b]} expected"
-             for b in batches if b in expected and in_es.get(b, 0) != expected[b]}
-    return dg.AssetCheckResult(
-        check_name=COUNT_CHECK, asset_key=summary_index_key(feed), passed=not wrong,
-        metadata={
-            "batches_checked": sum(b in expected for b in batches),
-            "documents": sum(in_es.get(b, 0) for b in batches),
-            "batches_wrong": len(wrong),
-            **({"wrong": dg.MetadataValue.json(wrong)} if wrong else {}),
-        },
-    )
+    problems = {
+        b: None if in_es.get(b, 0) == expected[b] else f"{in_es.get(b, 0)} in Elasticsearch, {expected[b]} expected"
+        for b in batches if b in expected
+    }
+    return batch_check_result(COUNT_CHECK, summary_index_key(feed), problems,
+                              {"documents": sum(in_es.get(b, 0) for b in batches)})
 
 
 def build_report_cache_asset(feed: Feed, *, with_apm: bool = False) -> dg.AssetsDefinition:
@@ -182,16 +197,12 @@ def build_report_cache_asset(feed: Feed, *, with_apm: bool = False) -> dg.Assets
         try:
             require_alias(client, alias)
             failures: dict[str, IndexResult] = {}
+            raws = present_files(context, feed, root, "raw batch",
+                                 lambda batch: raw_batch_path(root, feed.name, batch), raw_batch_key(feed))
+            jobs = [partial(index_reports, client, raw, alias=alias, feed=feed.name, batch=batch)
+                    for batch, raw in raws.items()]
             documents = 0
-            for batch in context.partition_keys:
-                raw = raw_batch_path(root, feed.name, batch)
-                if not raw.exists():
-                    if not missing_marker_path(root, feed.name, batch).exists():
-                        raise dg.Failure(f"{feed.name}: raw batch {batch} is not on disk: "
-                                         f"materialize {raw_batch_key(feed).to_user_string()} first")
-                    context.add_asset_metadata({"status": "no batch", "indexed": 0}, partition_key=batch)
-                    continue
-                result = index_reports(client, raw, alias=alias, feed=feed.name, batch=batch)
+            for batch, result in zip(raws, run_concurrently(jobs, vt_elasticsearch.bulk_streams)):
                 context.add_asset_metadata(index_metadata(result), partition_key=batch)
                 documents += result.indexed
                 if result.failed:

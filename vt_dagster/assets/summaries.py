@@ -5,8 +5,7 @@ import dagster as dg
 from vt_dagster.apm import StageTransaction, VTApmResource, optional_apm, record_finished_span, span
 from vt_dagster.assets.raw_batch import raw_batch_key
 from vt_dagster.feeds import Feed
-from vt_dagster.assets.common import stage_asset_options
-from vt_dagster.partitions import minute_partitions
+from vt_dagster.assets.common import batch_check_result, stage_asset_options
 from vt_dagster.resources import VTStorageResource, VTSummarizerResource
 from vt_dagster.storage import missing_marker_path, raw_batch_path, record_summary_count, summary_path
 from vt_dagster.summaries import BatchSummaryResult, SummaryJob, summarize_many
@@ -53,24 +52,16 @@ def raw_object_counts(context: dg.AssetExecutionContext, feed: Feed, keys: list[
 
 def balance_check(feed: Feed, results: dict[str, BatchSummaryResult], raw_counts: dict[str, int]) -> dg.AssetCheckResult:
     """summaries + rejected lines == objects VT sent, for every batch of the run."""
-    unbalanced = {
-        batch: f"{result.summaries} summaries + {result.rejected} rejected != {raw_counts[batch]} objects"
-        for batch, result in results.items()
-        if batch in raw_counts and result.summaries + result.rejected != raw_counts[batch]
+    problems = {
+        batch: (None if result.summaries + result.rejected == raw_counts[batch] else
+                f"{result.summaries} summaries + {result.rejected} rejected != {raw_counts[batch]} objects")
+        for batch, result in results.items() if batch in raw_counts
     }
-    return dg.AssetCheckResult(
-        check_name=CHECK_NAME,
-        asset_key=summaries_key(feed),
-        passed=not unbalanced,
-        metadata={
-            "batches_checked": sum(batch in raw_counts for batch in results),
-            "batches_unbalanced": len(unbalanced),
-            "objects": sum(raw_counts.get(batch, 0) for batch in results),
-            "summaries": sum(r.summaries for r in results.values()),
-            "rejected": sum(r.rejected for r in results.values()),
-            **({"unbalanced": dg.MetadataValue.json(unbalanced)} if unbalanced else {}),
-        },
-    )
+    return batch_check_result(CHECK_NAME, summaries_key(feed), problems, {
+        "objects": sum(raw_counts.get(batch, 0) for batch in results),
+        "summaries": sum(r.summaries for r in results.values()),
+        "rejected": sum(r.rejected for r in results.values()),
+    })
 
 
 def record_batch_span(result: BatchSummaryResult) -> None:
@@ -97,7 +88,7 @@ def build_summaries_asset(feed: Feed, *, with_apm: bool = False) -> dg.AssetsDef
         kinds={"python", "json"},
         check_specs=[
             dg.AssetCheckSpec(
-                CHECK_NAME, asset=key, partitions_def=minute_partitions,
+                CHECK_NAME, asset=key,
                 description="Every object of the raw batch became a summary or a reported rejected line.",
             )
         ],
