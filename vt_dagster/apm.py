@@ -115,7 +115,7 @@ class VTApmResource(dg.ConfigurableResource):
             raise
         finally:
             elasticapm.set_transaction_outcome(outcome)
-            client.end_transaction(transaction_name(feed, stage, labels["partition"]), outcome)
+            client.end_transaction(transaction_name(feed, stage), outcome)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         """Send what the agent still holds before the step process exits (it skips `atexit`)."""
@@ -142,8 +142,10 @@ def stage_labels(feed: str, stage: str, partition_keys: Sequence[str]) -> dict[s
     return {"feed": feed, "stage": stage, "partition": partition, "partitions": len(keys)}
 
 
-def transaction_name(feed: str, stage: str, partition: str) -> str:
-    return f"{feed}/{stage} {partition}".rstrip()
+def transaction_name(feed: str, stage: str) -> str:
+    """`<feed>/<stage>`: APM groups transactions by name, so the partition (one new name a
+    minute) is a label, not part of the name."""
+    return f"{feed}/{stage}"
 
 
 def span(

@@ -113,15 +113,15 @@ def test_each_stage_run_is_one_transaction_with_spans_for_vt_requests_and_bz2(vt
         assert elasticapm.get_client() is None, "the agent is closed at the end of the step"
 
     partition = f"{keys[0]}..{keys[1]}"
-    assert sorted(transactions) == [f"files/raw_batch {partition}", f"files/summaries {partition}"]
+    assert sorted(transactions) == ["files/raw_batch", "files/summaries"]
     for stage in ("raw_batch", "summaries"):
-        [transaction] = transactions[f"files/{stage} {partition}"]
+        [transaction] = transactions[f"files/{stage}"]
         assert (transaction["type"], transaction["result"], transaction["outcome"]) == (
             "dagster.asset", "success", "success")
         expected = {"feed": "files", "stage": stage, "partition": partition, "partitions": 2}
         assert labels(transaction) | expected == labels(transaction)
-    download = transactions[f"files/raw_batch {partition}"][0]
-    summarize = transactions[f"files/summaries {partition}"][0]
+    download = transactions["files/raw_batch"][0]
+    summarize = transactions["files/summaries"][0]
     materialized = result.get_asset_materialization_events()
     objects = {stage: sum(e.materialization.metadata["objects"].value for e in materialized
                           if e.asset_key.path[-1] == stage) for stage in ("raw_batch", "summaries")}
@@ -188,7 +188,7 @@ def test_a_failing_partition_sends_an_error_with_feed_and_partition_and_a_failed
     assert "401" in error["exception"]["message"] and "VT_API_KEY" in error["exception"]["message"]
     assert error["transaction_id"] == transaction["id"]
     assert (transaction["name"], transaction["result"], transaction["outcome"]) == (
-        f"files/raw_batch {partition}", "failure", "failure")
+        "files/raw_batch", "failure", "failure")
     # The agent's default would send the locals of the failing frames: the resource holds the key.
     assert wrong_key not in sent and VT_KEY not in sent
 
@@ -307,8 +307,7 @@ def test_each_step_process_flushes_its_events_before_it_exits(vt, tmp_path) -> N
         step_pids = {e.pid for e in result.all_events if e.event_type_value == "STEP_START"}
         names = sorted(t["name"] for t in intake.of_type("transaction"))
         processes = {m["process"]["pid"] for m in intake.of_type("metadata")}
-    partition = f"{keys[0]}..{keys[1]}"
-    assert names == [f"files/raw_batch {partition}", f"files/summaries {partition}"]
+    assert names == ["files/raw_batch", "files/summaries"]
     assert len(step_pids) == 2 and step_pids <= processes, "each step process sent its own events"
 
 
@@ -340,13 +339,14 @@ def test_bulk_calls_are_spans_of_the_index_transactions(es_resources, index_pref
         spans = intake.of_type("span")
 
     partition = f"{keys[0]}..{keys[1]}"
-    assert sorted(transactions) == [f"files/report_cache {partition}", f"files/summary_index {partition}"]
+    assert sorted(transactions) == ["files/report_cache", "files/summary_index"]
     for stage, alias in (("summary_index", f"{index_prefix}-summaries-files"),
                          ("report_cache", f"{index_prefix}-reports-files")):
-        transaction = transactions[f"files/{stage} {partition}"]
+        transaction = transactions[f"files/{stage}"]
         indexed = sum(e.materialization.metadata["indexed"].value for e in result.get_asset_materialization_events()
                       if e.asset_key.path[-1] == stage)
         assert transaction["outcome"] == "success" and labels(transaction)["indexed"] == indexed > 0
+        assert labels(transaction)["partition"] == partition
         bulk = [s for s in spans if s["transaction_id"] == transaction["id"] and s["name"] == f"ES bulk {alias}"]
         assert span_count(bulk) == 2, "one span per bulk run of a batch"
         assert {(s["type"], s["subtype"], s["action"]) for s in bulk} == {("db", "elasticsearch", "bulk")}
