@@ -71,6 +71,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _add_demo(subparsers: argparse._SubParsersAction) -> None:
+    from vt_dagster.demo import DEFAULT_HOURS
+
     parser = subparsers.add_parser(
         "demo",
         help="offline demo: local Elasticsearch + VT emulator + Dagster backfill + the Dagster UI",
@@ -81,7 +83,7 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("vt_data"), help="VT_DATA_DIR for the demo")
     parser.add_argument("--dagster-home", type=Path, default=Path(".dagster_home"), help="DAGSTER_HOME")
     parser.add_argument("--es-port", type=int, default=9200, help="port of the local Elasticsearch")
-    parser.add_argument("--hours", type=float, default=1.0, help="how many recent hours to backfill")
+    parser.add_argument("--hours", type=float, default=DEFAULT_HOURS, help="how many recent hours to backfill")
     parser.add_argument("--ui-port", type=int, default=3000, help="port of the Dagster UI")
     parser.add_argument("--no-ui", action="store_true", help="stop after the backfill instead of serving the UI")
     parser.set_defaults(handler=_demo)

@@ -22,6 +22,10 @@ import requests
 from vt_dagster.feeds import minute_key, newest_available_minute
 
 DEMO_FEEDS = ("files", "urls")
+DEFAULT_HOURS = 3.0
+# The console shows the demo's own summary lines; Dagster's event log (every step, every
+# partition) stays complete in the instance, where the UI shows it.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 STAGES = ("raw_batch", "summaries", "summary_index", "report_cache")
 # (stage, metadata figure, label) summed over a feed's partitions to say what a run did.
 FIGURES = (
@@ -106,7 +110,8 @@ def _run_backfill(hours: float) -> bool:
 
     instance = dg.DagsterInstance.get()
     print("Setting up Elasticsearch (setup_elasticsearch job) ...")
-    setup = defs.resolve_job_def("setup_elasticsearch").execute_in_process(instance=instance, raise_on_error=False)
+    setup = defs.resolve_job_def("setup_elasticsearch").execute_in_process(
+        instance=instance, raise_on_error=False, run_config=QUIET_CONSOLE)
     if not setup.success:
         print("Elasticsearch setup failed; see the Dagster UI for the event log.")
         return False
@@ -115,7 +120,7 @@ def _run_backfill(hours: float) -> bool:
     for feed in DEMO_FEEDS:
         print(f"Backfilling {feed} {first}..{last} (one range run: {', '.join(STAGES)}) ...")
         result = defs.resolve_job_def("vt_live_job").execute_in_process(
-            instance=instance, raise_on_error=False,
+            instance=instance, raise_on_error=False, run_config=QUIET_CONSOLE,
             asset_selection=[dg.AssetKey([feed, stage]) for stage in STAGES],
             tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
         )
@@ -157,7 +162,7 @@ def _serve_ui(port: int, dagster_home: Path) -> int:
                 os.killpg(ui.pid, signal.SIGKILL)
 
 
-def run_demo(data_dir: Path, dagster_home: Path, es_port: int = 9200, hours: float = 1.0,
+def run_demo(data_dir: Path, dagster_home: Path, es_port: int = 9200, hours: float = DEFAULT_HOURS,
              ui: bool = True, ui_port: int = 3000) -> int:
     from vt_dagster.emulator import EmulatorConfig, FeedsEmulator
     from vt_dagster.local_es import LocalElasticsearch
