@@ -34,6 +34,9 @@ FIGURES = (
     ("summaries", "rejected", "rejected"),
     ("summary_index", "indexed", "summaries_indexed"),
     ("report_cache", "indexed", "reports_indexed"),
+    # Reports of an object a newer batch of the range had already written (batches are
+    # indexed two at a time; the newest analysis wins whatever the order).
+    ("report_cache", "skipped_older", "reports_older_skipped"),
 )
 
 

@@ -43,10 +43,10 @@ def test_demo_backfills_both_feeds_shows_a_lookup_and_serves_the_ui(
         demo.wait(timeout=60)
     for feed in ("files", "urls"):
         match = re.search(rf"  {feed}: ok; objects=(\d+), summaries=(\d+), rejected=0, "
-                          rf"summaries_indexed=(\d+), reports_indexed=(\d+)", text)
+                          rf"summaries_indexed=(\d+), reports_indexed=(\d+), reports_older_skipped=(\d+)", text)
         assert match, text[-3000:]
-        objects, summaries, indexed, reports = map(int, match.groups())
-        assert objects == summaries == indexed == reports > 0
+        objects, summaries, indexed, reports, older = map(int, match.groups())
+        assert objects == summaries == indexed == reports + older > 0 and reports > 0
     assert re.search(r"\$ vt-dagster lookup ([0-9a-f]{64})\n\1: file \1 batch \d{12} malicious=", text)
     assert "$ vt-dagster search" in text and "vt.feed" in text
     assert any((tmp_path / "home").rglob("*.db")), "the runs are in the demo's Dagster instance"

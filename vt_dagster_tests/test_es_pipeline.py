@@ -101,6 +101,7 @@ def test_chain_indexes_each_batch_once_and_the_count_check_passes(resources, es_
     assert all(c.partition is None and c.metadata["batches_checked"].value == 3 for c in checks)
 
     sha256 = json.loads(summary_path(root, "files", keys[3]).read_text().splitlines()[0])["vt.id"]
+    es_client.indices.refresh(index=f"{index_prefix}-reports-files")  # the asset leaves it to the 1 s refresh
     found = lookup(es_client, [sha256], feeds=["files"], prefix=index_prefix)
     assert found[sha256]["id"] == sha256 and found[sha256]["vt.batch"] == keys[3]
     hits = search_summaries(es_client, f'vt.id:"{sha256}"', feeds=["files"], prefix=index_prefix)
