@@ -19,7 +19,6 @@ Two index families, each with one write alias per feed:
 
 from __future__ import annotations
 
-import bz2
 import contextvars
 import copy
 import hashlib
@@ -43,7 +42,10 @@ from elasticsearch import ConnectionError as TransportConnectionError
 from elasticsearch.helpers import streaming_bulk
 
 from vt_dagster.feeds import FEEDS, get_feed, parse_minute_key
-from vt_dagster.summaries import open_batch, results_in_order
+# Re-exported: the one error for a raw batch that cannot be read to its end (missing, corrupt,
+# truncated bz2), whichever stage reads it.
+from vt_dagster.summaries import BatchReadError as BatchReadError
+from vt_dagster.summaries import iter_batch_lines, results_in_order
 
 DEFAULT_URL = "http://127.0.0.1:9200"
 DEFAULT_PREFIX = "vt"
@@ -87,10 +89,6 @@ class ElasticsearchRequestError(ElasticsearchError):
 
 class TemplateFileError(ValueError):
     """An index template or ILM policy file is missing or is not the JSON we expect."""
-
-
-class BatchReadError(ValueError):
-    """A raw batch file cannot be read to its end (missing, corrupt or truncated bz2)."""
 
 
 # --- settings ---------------------------------------------------------------------------------
@@ -913,7 +911,7 @@ def _report_actions(
 ) -> Iterator[tuple[bytes, bytes]]:
     extra_members = json.dumps(extra, ensure_ascii=False)[1:-1].encode("utf-8")
     versioning = f',"version":{version},"version_type":"external_gte"'
-    for number, line in _bz2_lines(path):
+    for number, line in iter_batch_lines(path):
         line = line.strip()
         if not line:
             continue
@@ -950,14 +948,6 @@ def _bare_report_id(line: bytes) -> str | None:
     except msgspec.DecodeError:
         return None
     return vt_id if isinstance(vt_id, str) and vt_id else None
-
-
-def _bz2_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    try:
-        with open_batch(path) as handle:
-            yield from enumerate(handle, start=1)
-    except (OSError, EOFError, ValueError, RuntimeError) as exc:
-        raise BatchReadError(f"cannot read raw batch {path}: {_one_line(exc, 200)}") from None
 
 
 def _vt_object(value: dict[str, Any]) -> tuple[dict[str, Any], bool]:

@@ -60,8 +60,8 @@ def require_alias(client, alias: str) -> None:
 
 
 def present_files(
-    context: dg.AssetExecutionContext, feed: Feed, root: Path, what: str, path_of: Callable[[str], Path],
-    upstream: dg.AssetKey,
+    context: dg.AssetExecutionContext, feed: Feed, root: Path, what: str,
+    path_of: Callable[[Path, str, str], Path], upstream: dg.AssetKey,
 ) -> dict[str, Path]:
     """The input file of each batch of the run, checked before anything is sent.
 
@@ -70,7 +70,7 @@ def present_files(
     """
     paths: dict[str, Path] = {}
     for batch in context.partition_keys:
-        path = path_of(batch)
+        path = path_of(root, feed.name, batch)
         if path.exists():
             paths[batch] = path
         elif missing_marker_path(root, feed.name, batch).exists():
@@ -129,8 +129,7 @@ def build_summary_index_asset(feed: Feed, *, with_apm: bool = False) -> dg.Asset
         try:
             require_alias(client, alias)
             failures: dict[str, IndexResult] = {}
-            paths = present_files(context, feed, root, "summary of batch",
-                                  lambda batch: summary_path(root, feed.name, batch), summaries_key(feed))
+            paths = present_files(context, feed, root, "summary of batch", summary_path, summaries_key(feed))
             indexed_batches = list(paths)
             jobs = [partial(index_summary_file, client, path, alias=alias) for path in paths.values()]
             documents = 0
@@ -197,8 +196,7 @@ def build_report_cache_asset(feed: Feed, *, with_apm: bool = False) -> dg.Assets
         try:
             require_alias(client, alias)
             failures: dict[str, IndexResult] = {}
-            raws = present_files(context, feed, root, "raw batch",
-                                 lambda batch: raw_batch_path(root, feed.name, batch), raw_batch_key(feed))
+            raws = present_files(context, feed, root, "raw batch", raw_batch_path, raw_batch_key(feed))
             jobs = [partial(index_reports, client, raw, alias=alias, feed=feed.name, batch=batch)
                     for batch, raw in raws.items()]
             documents = 0
