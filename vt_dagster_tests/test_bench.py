@@ -1,0 +1,46 @@
+"""The benchmarks still run and print the figures the README and issue notes quote.
+
+Smoke runs on tiny batches: they prove each script works end to end and keeps its output
+contract (the last lines), not any speed; the figures come from full runs on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+RATIO_LINE = re.compile(r"ratio=\d+\.\d\d")
+
+
+def run_bench(name: str, args: list[str], cache: Path, **env: str) -> list[str]:
+    completed = subprocess.run(
+        [sys.executable, str(BENCH / name), *args], capture_output=True, text=True, timeout=240,
+        env={**os.environ, "VT_BENCH_CACHE": str(cache), **env},
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    return completed.stdout.strip().splitlines()
+
+
+def test_summarize_bench_prints_throughputs_spread_and_ends_with_the_ratio(tmp_path: Path) -> None:
+    lines = run_bench("summarize", ["--batches", "2", "--objects", "40", "--repeat", "2", "--cores", "2"], tmp_path)
+
+    assert re.match(r"2 batches, \d+ file objects, [\d.]+ MB bz2, 2 core\(s\)", lines[0])
+    assert any(line.startswith("bzip2 -dc > /dev/null") and "objects/s" in line for line in lines)
+    assert any(line.startswith("summarize to NDJSON") and "MB/s" in line for line in lines)
+    assert any(line.startswith("round ratios (2): min ") for line in lines)
+    assert RATIO_LINE.fullmatch(lines[-1])
+
+
+@pytest.mark.es
+def test_index_bench_ends_with_the_ratio_and_the_sensor_tick(tmp_path: Path, es_url: str) -> None:
+    lines = run_bench("index", ["--batches", "2", "--objects", "20", "--repeat", "1"], tmp_path, ES_URL=es_url)
+
+    assert RATIO_LINE.fullmatch(lines[-2])
+    assert re.fullmatch(r"sensor_tick_s=\d+\.\d\d", lines[-1])
+    assert any(line.startswith("sensor tick") and "run request(s)" in line for line in lines)
