@@ -1,12 +1,15 @@
 """What every stage's asset shares: partitions, backfill policy, group, owners, freshness."""
 
 import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
 from vt_dagster.feeds import Feed
 from vt_dagster.partitions import BACKFILL_POLICY, minute_partitions
+from vt_dagster.storage import missing_marker_path
 
 OWNERS = ["team:security-data"]
 # The live schedule materializes every minute; a stage quiet for this long is falling behind.
@@ -42,3 +45,32 @@ def batch_check_result(check_name: str, asset_key: dg.AssetKey, problems: dict[s
         metadata={**metadata, "batches_checked": len(problems), "batches_wrong": len(wrong),
                   **({"wrong": dg.MetadataValue.json(wrong)} if wrong else {})},
     )
+
+
+def present_files(
+    context: dg.AssetExecutionContext, feed: Feed, root: Path, what: str,
+    path_of: Callable[[Path, str, str], Path], upstream: dg.AssetKey, no_batch_metadata: dict[str, Any],
+) -> dict[str, Path]:
+    """The input file of each batch of the run, checked before any work starts.
+
+    A batch VT never served (its missing marker) gets `no_batch_metadata` and is left out;
+    batches whose file is simply not there fail the run, counted, naming the asset to
+    materialize.
+    """
+    paths: dict[str, Path] = {}
+    absent: list[str] = []
+    for batch in context.partition_keys:
+        path = path_of(root, feed.name, batch)
+        if path.exists():
+            paths[batch] = path
+        elif missing_marker_path(root, feed.name, batch).exists():
+            context.add_asset_metadata(no_batch_metadata, partition_key=batch)
+        else:
+            absent.append(batch)
+    if absent:
+        raise dg.Failure(
+            f"{feed.name}: the {what} of {len(absent)} batch(es) is not on disk (first {absent[0]}: "
+            f"{path_of(root, feed.name, absent[0])}): materialize {upstream.to_user_string()} for them first",
+            allow_retries=False,
+        )
+    return paths

@@ -1,8 +1,6 @@
 """`<feed>/summary_index` and `<feed>/report_cache`: the two Elasticsearch stages, and the setup job."""
 
-from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
@@ -20,11 +18,13 @@ from vt_dagster.elastic import (
     setup_elasticsearch,
 )
 from vt_dagster.feeds import Feed, enabled_feeds
-from vt_dagster.assets.common import batch_check_result, stage_asset_options
+from vt_dagster.assets.common import batch_check_result, present_files, stage_asset_options
 from vt_dagster.resources import VTElasticsearchResource, VTStorageResource
-from vt_dagster.storage import missing_marker_path, raw_batch_path, read_summary_counts, summary_path
+from vt_dagster.storage import raw_batch_path, read_summary_counts, summary_path
 
 COUNT_CHECK = "documents_counted"
+# What a batch VT never served records in place of an index result.
+NO_BATCH = {"status": "no batch", "indexed": 0}
 
 
 def summary_index_key(feed: Feed) -> dg.AssetKey:
@@ -57,28 +57,6 @@ def require_alias(client, alias: str) -> None:
             f"Elasticsearch alias {alias} does not exist: run the setup_elasticsearch job "
             "(or `vt-dagster setup-elasticsearch`) first", allow_retries=False,
         )
-
-
-def present_files(
-    context: dg.AssetExecutionContext, feed: Feed, root: Path, what: str,
-    path_of: Callable[[Path, str, str], Path], upstream: dg.AssetKey,
-) -> dict[str, Path]:
-    """The input file of each batch of the run, checked before anything is sent.
-
-    A batch VT never served (its missing marker) gets "no batch" metadata and is left out;
-    a batch whose file is simply not there fails the run, naming the asset to materialize.
-    """
-    paths: dict[str, Path] = {}
-    for batch in context.partition_keys:
-        path = path_of(root, feed.name, batch)
-        if path.exists():
-            paths[batch] = path
-        elif missing_marker_path(root, feed.name, batch).exists():
-            context.add_asset_metadata({"status": "no batch", "indexed": 0}, partition_key=batch)
-        else:
-            raise dg.Failure(f"{feed.name}: {what} {batch} is not on disk ({path}): "
-                             f"materialize {upstream.to_user_string()} first", allow_retries=False)
-    return paths
 
 
 def fail_on_lost_documents(feed: Feed, stage: str, failures: dict[str, IndexResult]) -> None:
@@ -129,7 +107,8 @@ def build_summary_index_asset(feed: Feed, *, with_apm: bool = False) -> dg.Asset
         try:
             require_alias(client, alias)
             failures: dict[str, IndexResult] = {}
-            paths = present_files(context, feed, root, "summary of batch", summary_path, summaries_key(feed))
+            paths = present_files(context, feed, root, "summary file", summary_path, summaries_key(feed),
+                                  NO_BATCH)
             indexed_batches = list(paths)
             jobs = [partial(index_summary_file, client, path, alias=alias) for path in paths.values()]
             documents = 0
@@ -196,7 +175,7 @@ def build_report_cache_asset(feed: Feed, *, with_apm: bool = False) -> dg.Assets
         try:
             require_alias(client, alias)
             failures: dict[str, IndexResult] = {}
-            raws = present_files(context, feed, root, "raw batch", raw_batch_path, raw_batch_key(feed))
+            raws = present_files(context, feed, root, "raw file", raw_batch_path, raw_batch_key(feed), NO_BATCH)
             jobs = [partial(index_reports, client, raw, alias=alias, feed=feed.name, batch=batch)
                     for batch, raw in raws.items()]
             documents = 0

@@ -5,9 +5,9 @@ import dagster as dg
 from vt_dagster.apm import StageTransaction, VTApmResource, optional_apm, record_finished_span, span
 from vt_dagster.assets.raw_batch import raw_batch_key
 from vt_dagster.feeds import Feed
-from vt_dagster.assets.common import batch_check_result, stage_asset_options
+from vt_dagster.assets.common import batch_check_result, present_files, stage_asset_options
 from vt_dagster.resources import VTStorageResource, VTSummarizerResource
-from vt_dagster.storage import missing_marker_path, raw_batch_path, record_summary_count, summary_path
+from vt_dagster.storage import raw_batch_path, record_summary_count, summary_path
 from vt_dagster.summaries import BatchSummaryResult, SummaryJob, summarize_many
 
 CHECK_NAME = "objects_accounted_for"
@@ -112,25 +112,14 @@ def build_summaries_asset(feed: Feed, *, with_apm: bool = False) -> dg.AssetsDef
     ) -> dg.MaterializeResult:
         """Summaries of every downloaded batch of the run (one process per core), and their balance check."""
         root = vt_storage.path
-        keys = context.partition_keys
-        jobs: list[SummaryJob] = []
-        not_downloaded: list[str] = []
-        for batch in keys:
-            raw = raw_batch_path(root, feed.name, batch)
-            if raw.exists():
-                jobs.append(SummaryJob(raw, summary_path(root, feed.name, batch), feed.name, batch,
-                                       vt_summarizer.whitelist_path, counts_root=root))
-            elif missing_marker_path(root, feed.name, batch).exists():
+        raws = present_files(context, feed, root, "raw file", raw_batch_path, raw_batch_key(feed),
+                             {"status": "no batch", "objects": 0, "summaries": 0})
+        for batch in context.partition_keys:
+            if batch not in raws:  # VT never served it: zero documents, which the sensor counts as done
                 record_summary_count(root, feed.name, batch, 0)
-                context.add_asset_metadata({"status": "no batch", "objects": 0, "summaries": 0}, partition_key=batch)
-            else:
-                not_downloaded.append(batch)
-        if not_downloaded:
-            raise dg.Failure(
-                f"{feed.name}: {len(not_downloaded)} raw batch(es) not on disk (first {not_downloaded[0]}): "
-                f"materialize {raw_batch_key(feed).to_user_string()} for them first",
-                allow_retries=False,
-            )
+        jobs = [SummaryJob(raw, summary_path(root, feed.name, batch), feed.name, batch,
+                           vt_summarizer.whitelist_path, counts_root=root)
+                for batch, raw in raws.items()]
 
         results: dict[str, BatchSummaryResult] = {}
         errors: list[str] = []
