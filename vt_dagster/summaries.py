@@ -2,7 +2,7 @@
 
 Free of Dagster; the asset, the CLI and the benchmark call `summarize_batch_file`. It streams
 (memory stays flat whatever the batch size) and keeps the JSON side cheap, because bz2
-decompression is ~90 % of the work (see shared notes):
+decompression is ~90 % of the work (measured: see README, Performance):
 - `indexed_bzip2` decodes a little faster than Python's `bz2` (same format, same result);
 - `msgspec` reads each line with the attributes left as raw JSON and decodes only those a
   summarizer reads (`ATTRIBUTES_READ`): never the 70 engine results that are half of

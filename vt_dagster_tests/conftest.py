@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 # Tests never phone home (this machine has no network beyond package registries anyway).
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
-SAMPLES_DIR = Path(__file__).resolve().parents[2] / "shared" / "vt_samples"
+SAMPLES_DIR = Path(__file__).resolve().parent / "data" / "vt_samples"
 SERVICE_FIXTURES = {
     "es_url": "es", "es_client": "es", "index_prefix": "es", "emulator": "service", "feeds_client": "service", "secret_emulator": "service",
 }
@@ -46,9 +46,9 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 
 @pytest.fixture(scope="session")
 def samples_dir() -> Path:
-    """The real VT objects in ../shared/vt_samples (a missing folder is a failure, not a skip)."""
+    """The real VT objects shipped in vt_dagster_tests/data/vt_samples (see its SOURCES.md)."""
     if not SAMPLES_DIR.is_dir():
-        pytest.fail(f"VT samples folder {SAMPLES_DIR} is missing: shared/ must sit beside the repo")
+        pytest.fail(f"VT samples folder {SAMPLES_DIR} is missing from the repository")
     return SAMPLES_DIR
 
 

@@ -33,7 +33,7 @@ from vt_dagster.summarize import (
 from vt_dagster.whitelist import UrlWhitelist
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLES_DIR = Path(__file__).resolve().parents[2] / "shared" / "vt_samples"
+SAMPLES_DIR = Path(__file__).resolve().parent / "data" / "vt_samples"
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 SCHEMA_DOC = REPO / "docs" / "summary-schema.md"
 TEMPLATE = REPO / "index_templates" / "vt_summaries.template.json"
@@ -461,7 +461,7 @@ def assert_valid_summary(summary: dict[str, Any], feed: str | None = None) -> No
 
 def _samples() -> list[Path]:
     assert SAMPLES_DIR.is_dir(), (
-        f"VT samples folder missing: {SAMPLES_DIR} (shared/vt_samples must sit beside the repo)"
+        f"VT samples folder missing from the repository: {SAMPLES_DIR}"
     )
     return sorted(SAMPLES_DIR.glob("*.json"))
 
@@ -476,7 +476,7 @@ def _golden_names() -> list[str]:
 
 def _load_sample(stem: str) -> dict[str, Any]:
     path = SAMPLES_DIR / f"{stem}.json"
-    assert path.is_file(), f"VT sample missing: {path} (shared/vt_samples must sit beside the repo)"
+    assert path.is_file(), f"VT sample missing from the repository: {path}"
     return json.loads(path.read_text(encoding="utf-8"))
 
 

@@ -1,7 +1,7 @@
 """Deterministic, realistic VirusTotal feed objects and minute batches, free of HTTP.
 
 The emulator is the project's offline default, so the objects have to look like what the real
-feeds deliver (same shapes as `GET /files/{id}` and friends, see `shared/vt_samples`), with the
+feeds deliver (same shapes as `GET /files/{id}` and friends, see `vt_dagster_tests/data/vt_samples`), with the
 untidiness of real data: fields come and go, lists are empty, URLs carry IDN hosts, ports,
 userinfo, upper-case hosts and certificate-authority noise that the URL whitelist must drop.
 
