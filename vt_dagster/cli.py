@@ -89,6 +89,29 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_demo)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from vt_dagster.service import serve
+
+    return serve(args.dagster_home.resolve(), None if args.no_ui else args.ui_port, host=args.host)
+
+
+def _add_serve(subparsers: argparse._SubParsersAction) -> None:
+    from vt_dagster.service import default_dagster_home
+
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the service: one code server, the daemon and the Dagster UI on one instance",
+        description="The live service on one machine: a long-lived code server, the Dagster daemon and the "
+        "webserver, on DAGSTER_HOME (default ./.dagster_home), until Ctrl-C. Turn on vt_live_schedule "
+        "in the UI to run live.",
+    )
+    parser.add_argument("--dagster-home", type=Path, default=default_dagster_home(), help="DAGSTER_HOME")
+    parser.add_argument("--host", default="127.0.0.1", help="address of the Dagster UI")
+    parser.add_argument("--ui-port", type=int, default=3000, help="port of the Dagster UI")
+    parser.add_argument("--no-ui", action="store_true", help="code server and daemon only")
+    parser.set_defaults(handler=_serve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vt-dagster",
@@ -128,7 +151,7 @@ def _add_elastic(subparsers: argparse._SubParsersAction) -> None:
 
 
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_local_es, _add_emulator, _add_demo, _add_summaries, _add_elastic, _add_install_browser,
+    _add_local_es, _add_emulator, _add_demo, _add_serve, _add_summaries, _add_elastic, _add_install_browser,
 ]
 
 

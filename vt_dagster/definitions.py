@@ -12,6 +12,8 @@ from vt_dagster.assets.elasticsearch import (
 from vt_dagster.assets.raw_batch import build_raw_batch_asset
 from vt_dagster.assets.summaries import build_summaries_asset
 from vt_dagster.feeds import enabled_feeds
+from vt_dagster.live import build_live_job, build_live_schedule, live_interval_from_env
+from vt_dagster.maintenance import build_retention_job, build_retention_schedule
 from vt_dagster.sensors import build_backfill_sensor
 from vt_dagster.resources import (
     apm_resource_from_env,
@@ -29,14 +31,9 @@ pipeline_assets = [
     for build in (build_raw_batch_asset, build_summaries_asset, build_summary_index_asset, build_report_cache_asset)
 ]
 
-live_job = dg.define_asset_job(
-    "vt_live_job",
-    selection=dg.AssetSelection.assets(*pipeline_assets),
-    description="The newest batch of every enabled feed, as far as the pipeline goes.",
-)
-
-# The schedule asks every minute for the newest minute VT serves (the last partition).
-live_schedule = dg.build_schedule_from_partitioned_job(live_job, name="vt_live_schedule")
+live_job = build_live_job(pipeline_assets)
+live_schedule = build_live_schedule(live_job, live_interval_from_env())
+retention_job = build_retention_job(FEEDS)
 
 # forkserver + preloaded modules halves the per-step start-up cost of spawn (measured).
 executor = dg.multiprocess_executor.configured(
@@ -45,8 +42,8 @@ executor = dg.multiprocess_executor.configured(
 
 defs = dg.Definitions(
     assets=pipeline_assets,
-    jobs=[live_job, setup_elasticsearch_job],
-    schedules=[live_schedule],
+    jobs=[live_job, setup_elasticsearch_job, retention_job],
+    schedules=[live_schedule, build_retention_schedule(retention_job)],
     sensors=[build_backfill_sensor(FEEDS)],
     resources={
         "vt_feeds": feeds_resource_from_env(),

@@ -149,14 +149,3 @@ def test_single_partition_run_of_the_newest_minute(secret_emulator, tmp_path, da
     )
     [event] = result.get_asset_materialization_events()
     assert event.partition == newest and event.materialization.metadata["source"].value == "minute"
-
-
-def test_live_schedule_requests_the_newest_available_minute() -> None:
-    from vt_dagster.definitions import defs
-
-    live_schedule = defs.resolve_schedule_def("vt_live_schedule")
-    tick = dt.datetime.now(UTC).replace(second=5, microsecond=0)
-    context = dg.build_schedule_context(scheduled_execution_time=tick)
-    [request] = live_schedule.evaluate_tick(context).run_requests
-    assert request.partition_key == minute_key(tick - dt.timedelta(minutes=60))
-    assert live_schedule.cron_schedule == "* * * * *"

@@ -78,6 +78,18 @@ def record_batch_span(result: BatchSummaryResult) -> None:
     )
 
 
+SMALL_RUN_BATCHES = 5
+"""Up to this many batches (a live run's few minutes) are summarized in the run's own
+process: starting a pool of workers costs more CPU than it saves on so little work."""
+
+
+def summary_workers(batches: int, configured: int) -> int | None:
+    """Worker processes for a run of `batches` (None: one per core)."""
+    if batches <= SMALL_RUN_BATCHES:
+        return 1
+    return configured or None
+
+
 def build_summaries_asset(feed: Feed, *, with_apm: bool = False) -> dg.AssetsDefinition:
     """`<feed>/summaries`; `with_apm`: it takes the `vt_apm` resource (else APM is off)."""
     key = summaries_key(feed)
@@ -124,7 +136,7 @@ def build_summaries_asset(feed: Feed, *, with_apm: bool = False) -> dg.AssetsDef
         results: dict[str, BatchSummaryResult] = {}
         errors: list[str] = []
         with span("summarize batches", subtype="summarize", labels={"batches": len(jobs)}):
-            for outcome in summarize_many(jobs, workers=vt_summarizer.workers or None,
+            for outcome in summarize_many(jobs, workers=summary_workers(len(jobs), vt_summarizer.workers),
                                           whitelist_path=vt_summarizer.whitelist_path):
                 if isinstance(outcome, str):
                     errors.append(outcome)
