@@ -18,9 +18,9 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 RATIO_LINE = re.compile(r"ratio=\d+\.\d\d")
 
 
-def run_bench(name: str, args: list[str], cache: Path, **env: str) -> list[str]:
+def run_bench(name: str, args: list[str], cache: Path, timeout: float = 240, **env: str) -> list[str]:
     completed = subprocess.run(
-        [sys.executable, str(BENCH / name), *args], capture_output=True, text=True, timeout=240,
+        [sys.executable, str(BENCH / name), *args], capture_output=True, text=True, timeout=timeout,
         env={**os.environ, "VT_BENCH_CACHE": str(cache), **env},
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
@@ -44,3 +44,21 @@ def test_index_bench_ends_with_the_ratio_and_the_sensor_tick(tmp_path: Path, es_
     assert RATIO_LINE.fullmatch(lines[-2])
     assert re.fullmatch(r"sensor_tick_s=\d+\.\d\d", lines[-1])
     assert any(line.startswith("sensor tick") and "run request(s)" in line for line in lines)
+
+
+@pytest.mark.es
+@pytest.mark.timeout(600)
+def test_live_bench_runs_the_service_and_ends_with_cpu_overhead_and_lag(tmp_path: Path, es_url: str) -> None:
+    """Two minutes of the real service (code server, daemon, live schedule) on small batches."""
+    lines = run_bench("live", ["--minutes", "2", "--interval", "1", "--feeds", "files,urls", "--objects", "3"],
+                      tmp_path, timeout=540, ES_URL=es_url)
+
+    runs = re.fullmatch(r"runs=(\d+) failed_runs=(\d+) unfinished_runs=(\d+)", next(
+        line for line in lines if line.startswith("runs=")))
+    assert runs and int(runs[1]) >= 1 and runs[2] == "0" and runs[3] == "0", lines
+    assert any(re.match(r"run_s_p50=[\d.]+ run_s_max=[\d.]+", line) for line in lines)
+    assert any(re.match(r"instance_growth_mb_per_day=\d+ instance_mb_with_7_days_history=\d+", line)
+               for line in lines)
+    assert re.fullmatch(r"cpu_per_min=\d+\.\d\d", lines[-3])
+    assert re.fullmatch(r"overhead=-?\d+\.\d\d", lines[-2])
+    assert re.fullmatch(r"lag_minutes=\d+\.\d", lines[-1]), lines

@@ -1,0 +1,75 @@
+"""`vt-dagster serve`: one code server shared by the daemon and the webserver, stopped together."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from vt_dagster.local_es import free_port
+from vt_dagster.service import code_server_socket, ensure_instance, write_service_workspace
+
+pytestmark = pytest.mark.service
+
+
+def test_a_new_instance_gets_the_projects_dagster_yaml_and_an_existing_one_is_kept(tmp_path: Path) -> None:
+    fresh = ensure_instance(tmp_path / "fresh")
+    assert "auto_materialize:\n  enabled: false" in fresh.read_text()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "dagster.yaml").write_text("telemetry:\n  enabled: true\n")
+    assert ensure_instance(mine).read_text() == "telemetry:\n  enabled: true\n"
+
+
+def test_the_workspace_points_at_the_code_servers_socket(tmp_path: Path) -> None:
+    text = write_service_workspace(tmp_path).read_text()
+    assert f"socket: {code_server_socket(tmp_path)}" in text and "location_name: vt_dagster" in text
+
+
+def _session_processes(session: int) -> list[str]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_bytes().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == session and fields[0] != b"Z":
+                found.append(entry)
+    return found
+
+
+@pytest.mark.timeout(240)
+def test_serve_runs_ui_and_daemon_on_one_code_server_and_stops_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "VT_API_KEY": "unused", "DAGSTER_DISABLE_TELEMETRY": "1"}
+    env.pop("DAGSTER_HOME", None)
+    service = subprocess.Popen(
+        [sys.executable, "-m", "vt_dagster", "serve", "--ui-port", str(port)], cwd=tmp_path, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        lines = [service.stdout.readline() for _ in range(3)]
+        assert lines[0].strip() == f"Dagster instance: {tmp_path / '.dagster_home'}", lines
+        assert lines[1].strip() == f"Dagster UI: http://127.0.0.1:{port}", lines
+        query = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus "
+        query += "locationOrLoadError { __typename } } } } }"
+        answer = requests.post(f"http://127.0.0.1:{port}/graphql", json={"query": query}, timeout=30).json()
+        [entry] = answer["data"]["workspaceOrError"]["locationEntries"]
+        assert entry["name"] == "vt_dagster" and entry["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+        commands = [Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                    for pid in _session_processes(service.pid)]
+        assert sum("code-server start" in c for c in commands) == 1, commands
+        assert sum(" api grpc " in c for c in commands) == 1, "the daemon and the UI start no code server of their own"
+    finally:
+        started = time.monotonic()
+        service.send_signal(signal.SIGTERM)
+        code = service.wait(timeout=90)
+    assert code == 0 and time.monotonic() - started < 60
+    time.sleep(1)
+    assert _session_processes(service.pid) == [], "every process of the service stopped"
