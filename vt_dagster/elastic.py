@@ -42,6 +42,8 @@ from elasticsearch import ConnectionError as TransportConnectionError
 from elasticsearch.helpers import streaming_bulk
 
 from vt_dagster.feeds import FEEDS, get_feed, parse_minute_key
+# Re-exported for the callers that print search hits as they always did (the demo).
+from vt_dagster.search_output import summaries_table as summaries_table
 # Re-exported: the one error for a raw batch that cannot be read to its end (missing, corrupt,
 # truncated bz2), whichever stage reads it.
 from vt_dagster.summaries import BatchReadError as BatchReadError
@@ -1120,35 +1122,3 @@ def search_summaries(
         )
     return [hit["_source"] for hit in answer["hits"]["hits"]]
 
-
-DEFAULT_TABLE_COLUMNS = (
-    "@timestamp", "vt.feed", "vt.id", "vt.last_analysis_stats.malicious", "vt.threat_label",
-    "file.name", "url.full", "url.domain",
-)
-
-
-def summaries_table(
-    hits: Sequence[Mapping[str, Any]],
-    columns: Sequence[str] = DEFAULT_TABLE_COLUMNS,
-    *,
-    max_width: int = 64,
-) -> str:
-    """A plain-text table of summaries: the given columns that any hit has, lists joined by
-    commas, cells cut at `max_width`. Plain string formatting: no need to import pandas.
-    """
-    if not hits:
-        return "(no summaries)"
-    shown = [column for column in columns if any(column in hit for hit in hits)]
-    rows = [[_cell(hit.get(column), max_width) for column in shown] for hit in hits]
-    widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(shown)]
-    lines = ["  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip()
-             for line in [shown, ["-" * width for width in widths], *rows]]
-    return "\n".join(lines)
-
-
-def _cell(value: Any, max_width: int) -> str:
-    if value is None:
-        return ""
-    text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
-    text = " ".join(text.split())
-    return text if len(text) <= max_width else text[: max_width - 1] + "…"

@@ -261,21 +261,6 @@ def test_lookup_keys_classify_each_kind_of_value() -> None:
     assert lookup_keys("nonsense") == [] and lookup_keys("  ") == []
 
 
-def test_summaries_table_shows_present_columns_compactly() -> None:
-    hits = [
-        {"@timestamp": "2024-01-15T12:00:00Z", "vt.feed": "files", "vt.id": "a" * 64,
-         "file.name": ["a.exe", "b.exe"], "vt.last_analysis_stats.malicious": 12},
-        {"@timestamp": "2024-01-15T11:59:00Z", "vt.feed": "urls", "vt.id": "b" * 64,
-         "url.full": "http://example.test/" + "x" * 100},
-    ]
-    table = summaries_table(hits).splitlines()
-    assert table[0].split() == ["@timestamp", "vt.feed", "vt.id", "vt.last_analysis_stats.malicious",
-                                "file.name", "url.full"]
-    assert "a.exe, b.exe" in table[2] and table[3].endswith("…")
-    assert max(len(line) for line in table) < 250
-    assert summaries_table([]) == "(no summaries)"
-
-
 def test_es_down_is_one_line_naming_the_url(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     client = make_client(EsSettings(url=url))
