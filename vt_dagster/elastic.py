@@ -42,6 +42,8 @@ from elasticsearch import ConnectionError as TransportConnectionError
 from elasticsearch.helpers import streaming_bulk
 
 from vt_dagster.feeds import FEEDS, get_feed, parse_minute_key
+# Re-exported for the callers that print search hits as they always did (the demo).
+from vt_dagster.search_output import summaries_table as summaries_table
 # Re-exported: the one error for a raw batch that cannot be read to its end (missing, corrupt,
 # truncated bz2), whichever stage reads it.
 from vt_dagster.summaries import BatchReadError as BatchReadError
@@ -85,6 +87,10 @@ class ElasticsearchUnavailable(ElasticsearchError):
 
 class ElasticsearchRequestError(ElasticsearchError):
     """The cluster answered but refused a request (auth, bad query, conflicting setup...)."""
+
+
+class InvalidQueryError(ElasticsearchRequestError):
+    """A search query Elasticsearch cannot parse: the message says where, the user fixes it."""
 
 
 class TemplateFileError(ValueError):
@@ -1107,48 +1113,65 @@ def search_summaries(
     size: int = 20,
 ) -> list[dict[str, Any]]:
     """Summaries matching a Lucene `query_string` (e.g. `vt.yara.rule_names:*Emotet*`) in the
-    feeds' summary aliases, newest `@timestamp` first. A malformed query raises
-    ElasticsearchRequestError with Elasticsearch's reason.
+    feeds' summary aliases, newest `@timestamp` first. A query Lucene cannot parse raises
+    InvalidQueryError saying where; other refusals ElasticsearchRequestError.
     """
     aliases = ",".join(summary_alias(prefix, feed) for feed in _feed_names(feeds))
     with _talking_to(client, f"search {aliases}"):
-        answer = client.search(
-            index=aliases, query={"query_string": {"query": query, "lenient": True}},
-            sort=[{"@timestamp": {"order": "desc", "unmapped_type": "date"}},
-                  {"vt.batch": {"order": "desc", "unmapped_type": "keyword"}}],
-            size=size, ignore_unavailable=True, allow_no_indices=True,
-        )
+        try:
+            answer = client.search(
+                index=aliases, query={"query_string": {"query": query, "lenient": True}},
+                sort=[{"@timestamp": {"order": "desc", "unmapped_type": "date"}},
+                      {"vt.batch": {"order": "desc", "unmapped_type": "keyword"}}],
+                size=size, ignore_unavailable=True, allow_no_indices=True,
+            )
+        except ApiError as exc:
+            problem = query_syntax_problem(exc.body) if exc.meta.status == 400 else None
+            if problem is None:
+                raise
+            raise InvalidQueryError(f"invalid query: {problem} (query: {_quoted_query(query)})") from None
     return [hit["_source"] for hit in answer["hits"]["hits"]]
 
 
-DEFAULT_TABLE_COLUMNS = (
-    "@timestamp", "vt.feed", "vt.id", "vt.last_analysis_stats.malicious", "vt.threat_label",
-    "file.name", "url.full", "url.domain",
-)
+_QUERY_POSITION = re.compile(r"\bline \d+, column \d+")
+_LEXICAL_STATE = re.compile(r"\s*\(in lexical state \d+\)")
+_CANNOT_PARSE = re.compile(r"^Cannot parse '.*?': ", re.DOTALL)
+# JavaCC names one unexpected token as ` <KIND> "image "`: `Encountered " <FUZZY_SLOP> "~ "" at`.
+_ONE_TOKEN = re.compile(r'^Encountered " (?:<\w+>|"[^"]*") "(.*?) "" at ')
 
 
-def summaries_table(
-    hits: Sequence[Mapping[str, Any]],
-    columns: Sequence[str] = DEFAULT_TABLE_COLUMNS,
-    *,
-    max_width: int = 64,
-) -> str:
-    """A plain-text table of summaries: the given columns that any hit has, lists joined by
-    commas, cells cut at `max_width`. Plain string formatting: no need to import pandas.
+def query_syntax_problem(body: Any) -> str | None:
+    """Lucene's words for a query it cannot parse (`Encountered "<EOF>" at line 1, column 14`),
+    from Elasticsearch's 400 answer; None when the answer is about something else.
+
+    The innermost cause of a shard failure is the parser's own message; its first line says
+    what and where (the rest lists every token it would have accepted).
     """
-    if not hits:
-        return "(no summaries)"
-    shown = [column for column in columns if any(column in hit for hit in hits)]
-    rows = [[_cell(hit.get(column), max_width) for column in shown] for hit in hits]
-    widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(shown)]
-    lines = ["  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip()
-             for line in [shown, ["-" * width for width in widths], *rows]]
-    return "\n".join(lines)
+    error = body.get("error") if isinstance(body, Mapping) else None
+    if not isinstance(error, Mapping):
+        return None
+    for reason in _reasons_innermost_first(error):
+        first_line = reason.strip().split("\n", 1)[0]
+        if _QUERY_POSITION.search(first_line):
+            text = _LEXICAL_STATE.sub("", _CANNOT_PARSE.sub("", first_line))
+            text = _ONE_TOKEN.sub(lambda token: f'Encountered "{token.group(1)}" at ', text)
+            return _one_line(text).rstrip(" .,")
+    return None
 
 
-def _cell(value: Any, max_width: int) -> str:
-    if value is None:
-        return ""
-    text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
-    text = " ".join(text.split())
-    return text if len(text) <= max_width else text[: max_width - 1] + "…"
+def _reasons_innermost_first(error: Mapping[str, Any]) -> Iterator[str]:
+    chains = [error, *(failure.get("reason") for failure in error.get("failed_shards") or []
+                       if isinstance(failure, Mapping))]
+    for cause in chains:
+        reasons: list[str] = []
+        while isinstance(cause, Mapping):
+            if isinstance(cause.get("reason"), str):
+                reasons.append(cause["reason"])
+            cause = cause.get("caused_by")
+        yield from reversed(reasons)
+
+
+def _quoted_query(query: str, limit: int = 200) -> str:
+    text = query.replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+

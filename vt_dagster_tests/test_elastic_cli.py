@@ -52,7 +52,7 @@ def test_setup_lookup_and_search_from_the_command_line(es_url: str, es_client: E
     assert lines[2] == "unknown.example: not in the report cache"
 
     table = cli(es_url, index_prefix, "search", f'vt.id:"{file_summary["vt.id"]}"')
-    assert table.returncode == 0 and file_summary["vt.id"] in table.stdout and "vt.feed" in table.stdout
+    assert table.returncode == 0 and file_summary["vt.id"] in table.stdout and "detections" in table.stdout
 
     broken = cli(es_url, index_prefix, "search", "vt.id:(")
     assert broken.returncode == 2 and len(broken.stderr.strip().splitlines()) == 1
