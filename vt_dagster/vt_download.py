@@ -49,7 +49,6 @@ import datetime as dt
 import os
 import sys
 import uuid
-import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -361,13 +360,9 @@ def enable_feed(feed: str) -> None:
 
 
 def load_definitions(feed: str | None = None) -> dg.Definitions:
-    """The code location's `defs`, built for `feed` too, with Dagster's beta notices muted."""
+    """The code location's `defs`, built for `feed` too."""
     import importlib
 
-    import dagster as dg
-
-    for category in (dg.BetaWarning, dg.PreviewWarning):
-        warnings.filterwarnings("ignore", category=category)
     if feed:
         enable_feed(feed)
     import vt_dagster.definitions as definitions
