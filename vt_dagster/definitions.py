@@ -11,6 +11,7 @@ from vt_dagster.assets.elasticsearch import (
 )
 from vt_dagster.assets.raw_batch import build_raw_batch_asset
 from vt_dagster.assets.summaries import build_summaries_asset
+from vt_dagster.config_errors import ConfigurationError
 from vt_dagster.feeds import enabled_feeds
 from vt_dagster.sensors import build_backfill_sensor
 from vt_dagster.resources import (
@@ -21,7 +22,12 @@ from vt_dagster.resources import (
     summarizer_resource_from_env,
 )
 
-FEEDS = enabled_feeds()
+try:
+    FEEDS = enabled_feeds()
+except ConfigurationError as error:
+    # The UI shows this as the code location's load error: the one line naming VT_FEEDS, with
+    # a stack that starts here rather than inside feeds.py.
+    raise error.with_traceback(None) from None
 
 pipeline_assets = [
     build(feed, with_apm=True)

@@ -17,7 +17,7 @@ from vt_dagster.elastic import (
     settings_from_env,
     setup_elasticsearch,
 )
-from vt_dagster.feeds import FEEDS, enabled_feeds, get_feed
+from vt_dagster.feeds import FEEDS, enabled_feeds, parse_feed_list
 from vt_dagster.search_output import (
     COLUMNS_BY_PRIORITY,
     COMPUTED_COLUMNS,
@@ -30,7 +30,9 @@ from vt_dagster.search_output import (
 
 
 def _feeds(value: str | None, default: list[str]) -> list[str]:
-    return [get_feed(name).name for name in value.split(",")] if value else default
+    """`--feeds`, else `default`; a broken VT_FEEDS is refused even by the commands whose default is every feed."""
+    enabled_feeds()
+    return [feed.name for feed in parse_feed_list(value, "--feeds")] if value else default
 
 
 def run_setup(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from vt_dagster.elastic import (
     setup_elasticsearch,
 )
 from vt_dagster.feeds import Feed, enabled_feeds
-from vt_dagster.assets.common import batch_check_result, present_files, stage_asset_options
+from vt_dagster.assets.common import batch_check_result, present_files, stage_asset
 from vt_dagster.resources import VTElasticsearchResource, VTStorageResource
 from vt_dagster.storage import raw_batch_path, read_summary_counts, summary_path
 
@@ -74,8 +74,8 @@ def build_summary_index_asset(feed: Feed, *, with_apm: bool = False) -> dg.Asset
     """`<feed>/summary_index`; `with_apm`: it takes the `vt_apm` resource (else APM is off)."""
     key = summary_index_key(feed)
 
-    @dg.asset(
-        **stage_asset_options(feed, "summary_index"),
+    @stage_asset(
+        feed, "summary_index",
         deps=[summaries_key(feed)],
         kinds={"elasticsearch"},
         retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
@@ -145,8 +145,8 @@ def count_check(feed: Feed, root, batches: list[str], in_es: dict[str, int]) -> 
 def build_report_cache_asset(feed: Feed, *, with_apm: bool = False) -> dg.AssetsDefinition:
     """`<feed>/report_cache`; `with_apm`: it takes the `vt_apm` resource (else APM is off)."""
 
-    @dg.asset(
-        **stage_asset_options(feed, "report_cache"),
+    @stage_asset(
+        feed, "report_cache",
         deps=[raw_batch_key(feed)],
         kinds={"elasticsearch"},
         retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
