@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -52,11 +52,12 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
     """Write to a temp file beside `path`, fsync it, then rename over `path`.
 
     On any exception (disk full, a dropped connection, a failed verification) the temp
-    file is removed and `path` keeps whatever it held before.
+    file is removed and `path` keeps whatever it held before. The file gets the mode any
+    new file of the process gets (0644 under umask 022), so a Logstash or an analyst
+    running as another user can read it.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PART_SUFFIX, dir=path.parent)
-    tmp = Path(tmp_name)
+    fd, tmp = _create_temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
@@ -67,6 +68,24 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def _create_temp_beside(path: Path) -> tuple[int, Path]:
+    """A new, exclusively created `.<name>.<random>.part` file in `path`'s folder, opened for writing.
+
+    Created with mode 0666 so the kernel applies the umask (and a default ACL of the folder,
+    if any), exactly as for any file the process creates: `tempfile.mkstemp` would force
+    0600, and reading the umask to chmod afterwards is racy, since `os.umask` can only be
+    read by setting it, for every thread of the process at once.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}{PART_SUFFIX}"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path} after 100 tries")
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -217,7 +236,7 @@ def record_summary_count(root: Path, feed: str, batch: str, documents: int) -> N
     path = summary_counts_path(root, feed, day)
     path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps({"batch": batch, "documents": documents}, separators=(",", ":")) + "\n"
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
     try:
         os.write(fd, line.encode())
     finally:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -109,3 +109,12 @@ def feeds_client(emulator: FeedsEmulator) -> Iterator[FeedsClient]:
     with FeedsClient(api_key=emulator.config.api_key, api_url=emulator.base_url, retry=retry,
                      read_timeout_s=10) as client:
         yield client
+
+
+@pytest.fixture
+def process_umask() -> Iterator[Callable[[int], None]]:
+    """Set the process umask inside a test; the one before is restored afterwards."""
+    before = os.umask(0o022)
+    os.umask(before)
+    yield os.umask
+    os.umask(before)

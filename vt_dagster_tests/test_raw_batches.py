@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import stat
 import subprocess
 import sys
 import textwrap
@@ -227,6 +228,17 @@ def test_gap_minutes_inside_an_hourly_package_are_recorded_missing(emulator, fee
     assert outcomes[hour[10]].status == outcomes[hour[40]].status == "missing"
     assert missing_marker_path(tmp_path, "files", hour[40]).exists()
     assert sum(o.status == "downloaded" for o in outcomes.values()) == 58
+
+
+def test_downloaded_and_unpacked_batches_follow_the_umask(emulator, feeds_client, tmp_path, process_umask) -> None:
+    process_umask(0o027)
+    hour = hour_keys(8)
+    single = minutes_ago(90)
+    emulator.config.gap_minutes.add(hour[5])
+    fetch_batches(feeds_client, tmp_path, FILES, hour + [single])
+    written = [raw_batch_path(tmp_path, "files", batch) for batch in (hour[0], hour[59], single)]
+    written.append(missing_marker_path(tmp_path, "files", hour[5]))
+    assert [oct(stat.S_IMODE(path.stat().st_mode)) for path in written] == ["0o640"] * 4
 
 
 def test_hourly_package_failure_falls_back_to_minutes(emulator, feeds_client, tmp_path) -> None:
