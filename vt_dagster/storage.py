@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import secrets
+import stat
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -47,6 +48,33 @@ def summary_path(root: Path, feed: str, batch: str) -> Path:
     return Path(root) / "summary" / feed / f"{batch}.summary"
 
 
+class NotARegularFileError(OSError):
+    """Something other than a regular file (symlink, device, fifo, folder) is where a file goes."""
+
+
+_FILE_KINDS = (
+    (stat.S_ISLNK, "symbolic link"), (stat.S_ISDIR, "directory"), (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"), (stat.S_ISFIFO, "fifo (named pipe)"), (stat.S_ISSOCK, "socket"),
+)
+
+
+def refuse_non_regular_destination(path: Path) -> None:
+    """NotARegularFileError when `path` exists and is not a regular file.
+
+    A rename replaces the name, whatever it names: `--output /dev/null` would turn the device
+    into a regular file, and a symlink would become a file while its target kept the old
+    content. `lstat`, so a symlink is refused even when it points at a regular file.
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for is_kind, name in _FILE_KINDS if is_kind(mode)), "special file")
+    raise NotARegularFileError(f"{path} is a {kind}, not a regular file: refusing to replace it")
+
+
 @contextmanager
 def atomic_writer(path: Path) -> Iterator[BinaryIO]:
     """Write to a temp file beside `path`, fsync it, then rename over `path`.
@@ -54,8 +82,10 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
     On any exception (disk full, a dropped connection, a failed verification) the temp
     file is removed and `path` keeps whatever it held before. The file gets the mode any
     new file of the process gets (0644 under umask 022), so a Logstash or an analyst
-    running as another user can read it.
+    running as another user can read it. Only a regular file (or nothing) at `path` is
+    replaced: anything else raises NotARegularFileError, before and again after writing.
     """
+    refuse_non_regular_destination(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _create_temp_beside(path)
     try:
@@ -63,6 +93,7 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        refuse_non_regular_destination(path)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

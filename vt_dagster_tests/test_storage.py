@@ -12,6 +12,7 @@ import pytest
 
 from vt_dagster.emulator import generate_batch
 from vt_dagster.storage import (
+    NotARegularFileError,
     atomic_writer,
     missing_marker_path,
     raw_batch_path,
@@ -49,6 +50,27 @@ def test_atomic_writer_replaces_only_after_success(tmp_path: Path) -> None:
             raise RuntimeError("connection lost")
     assert target.read_bytes() == b"first"
     assert list(target.parent.iterdir()) == [target], "no temp file may remain"
+
+
+def test_atomic_writer_refuses_a_symlink_even_to_a_regular_file(tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    target.write_bytes(b"kept")
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    with pytest.raises(NotARegularFileError, match=f"^{link} is a symbolic link, not a regular file"):
+        with atomic_writer(link) as handle:
+            handle.write(b"new")
+    assert link.is_symlink() and target.read_bytes() == b"kept"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "target"]
+
+
+def test_atomic_writer_checks_the_destination_again_before_renaming(tmp_path: Path) -> None:
+    dest = tmp_path / "out"
+    with pytest.raises(NotARegularFileError, match="is a fifo"):
+        with atomic_writer(dest) as handle:
+            handle.write(b"new")
+            os.mkfifo(dest)
+    assert stat.S_ISFIFO(os.lstat(dest).st_mode) and [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
 @pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640)])
