@@ -42,6 +42,15 @@ def missing_marker_path(root: Path, feed: str, batch: str) -> Path:
     return raw_batch_path(root, feed, batch).with_suffix(".missing")
 
 
+def incident_note_path(root: Path, feed: str, batch: str) -> Path:
+    """The note that a 404 belonged to a streak longer than VT calls normal (an incident).
+
+    Unlike a missing marker it does not stop the batch from being asked for again; it only
+    lets the next run see the streak it would extend.
+    """
+    return raw_batch_path(root, feed, batch).with_suffix(".incident")
+
+
 def summary_path(root: Path, feed: str, batch: str) -> Path:
     """`<root>/summary/<feed>/<YYYYMMDDhhmm>.summary`."""
     parse_minute_key(batch)
@@ -249,6 +258,30 @@ def write_missing_marker(root: Path, feed: str, batch: str, http_status: int, de
     with atomic_writer(marker) as handle:
         handle.write(json.dumps(note).encode())
     return marker
+
+
+def write_incident_note(root: Path, feed: str, batch: str, streak: list[str]) -> Path:
+    """Note a 404 of an incident streak (kept as first written: a long incident is not rewritten every run)."""
+    note = incident_note_path(root, feed, batch)
+    if not note.exists():
+        detail = {
+            "batch": batch,
+            "feed": feed,
+            "http_status": 404,
+            "streak": f"{streak[0]}..{streak[-1]}",
+            "checked_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        with atomic_writer(note) as handle:
+            handle.write(json.dumps(detail).encode())
+    return note
+
+
+def forget_absence(root: Path, feed: str, batch: str, *, marker: bool = True, incident: bool = True) -> None:
+    """Remove what earlier runs noted about a batch VT did not serve: its missing marker, incident note."""
+    if marker:
+        missing_marker_path(root, feed, batch).unlink(missing_ok=True)
+    if incident:
+        incident_note_path(root, feed, batch).unlink(missing_ok=True)
 
 
 def summary_counts_path(root: Path, feed: str, day: str) -> Path:
