@@ -37,6 +37,9 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import elasticapm
 import msgspec
+import urllib3
+from elastic_transport import NodeConfig, Urllib3HttpNode
+from elastic_transport.client_utils import DEFAULT, DefaultType
 from elasticsearch import ApiError, ConnectionTimeout, Elasticsearch, NotFoundError
 from elasticsearch import ConnectionError as TransportConnectionError
 from elasticsearch.helpers import streaming_bulk
@@ -52,6 +55,10 @@ from vt_dagster.summaries import iter_batch_lines, results_in_order
 DEFAULT_URL = "http://127.0.0.1:9200"
 DEFAULT_PREFIX = "vt"
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
+# Connecting (TCP and TLS handshake) takes milliseconds to any live node: a host that does not
+# answer fails in CONNECT_TIMEOUT_S per attempt, TRANSPORT_RETRIES + 1 attempts in all.
+CONNECT_TIMEOUT_S = 2.0
+TRANSPORT_RETRIES = 2
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "index_templates"
 
 # Bulk requests: ~10 MiB is Elastic's usual sweet spot; VT file reports can be 100s of kB each.
@@ -185,8 +192,35 @@ def _without_userinfo(parts: Any) -> str:
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
+class QuickConnectNode(Urllib3HttpNode):
+    """A node connection that gives up connecting after CONNECT_TIMEOUT_S, while an answer may
+    still take the whole request timeout.
+
+    elastic-transport has one timeout for both, so a host dropping packets held every call
+    for the request timeout (30 s) times each retry before saying it was unreachable.
+    """
+
+    def __init__(self, config: NodeConfig) -> None:
+        super().__init__(config)
+        self.pool.timeout = _connect_quickly(config.request_timeout)
+
+    def perform_request(
+        self, method: str, target: str, body: bytes | None = None, headers: Any = None,
+        request_timeout: DefaultType | float | None = DEFAULT,
+    ) -> Any:
+        if request_timeout is not DEFAULT:
+            request_timeout = _connect_quickly(request_timeout)  # type: ignore[assignment]
+        return super().perform_request(method, target, body, headers, request_timeout)
+
+
+def _connect_quickly(total: float | None) -> urllib3.Timeout:
+    connect = CONNECT_TIMEOUT_S if total is None else min(CONNECT_TIMEOUT_S, total)
+    return urllib3.Timeout(connect=connect, read=total)
+
+
 def make_client(settings: EsSettings) -> Elasticsearch:
-    """A client that retries timeouts and 429/502/503/504 answers a few times."""
+    """A client that fails within seconds when nothing answers (QuickConnectNode), and retries
+    timeouts and 429/502/503/504 answers twice."""
     auth: dict[str, Any] = {}
     if settings.api_key:
         key = settings.api_key
@@ -198,8 +232,9 @@ def make_client(settings: EsSettings) -> Elasticsearch:
     return Elasticsearch(
         settings.url,
         request_timeout=settings.request_timeout,
+        node_class=QuickConnectNode,
         retry_on_timeout=True,
-        max_retries=3,
+        max_retries=TRANSPORT_RETRIES,
         retry_on_status=(429, 502, 503, 504),
         **auth,
     )
@@ -817,7 +852,7 @@ def index_summary_file(
               chunk_size=chunk_size, max_chunk_bytes=max_chunk_bytes, max_retries=max_retries,
               initial_backoff=initial_backoff)
     if refresh:
-        _refresh(client, alias)
+        refresh_alias(client, alias)
     return tally.result(started)
 
 
@@ -908,7 +943,7 @@ def index_reports(
               alias=alias, batch=batch, chunk_size=chunk_size, max_chunk_bytes=max_chunk_bytes,
               max_retries=max_retries, initial_backoff=initial_backoff, conflicts_are_older=True)
     if refresh:
-        _refresh(client, alias)
+        refresh_alias(client, alias)
     return tally.result(started)
 
 
@@ -969,9 +1004,15 @@ def _append_members(line: bytes, members: bytes) -> bytes:
     return line[:-1].rstrip() + b"," + members + b"}"
 
 
-def _refresh(client: Elasticsearch, alias: str) -> None:
+def refresh_alias(client: Elasticsearch, alias: str) -> None:
+    """Make what was indexed into `alias` searchable now."""
     with _talking_to(client, f"refresh {alias}"):
         client.indices.refresh(index=alias)
+
+
+def alias_exists(client: Elasticsearch, alias: str) -> bool:
+    with _talking_to(client, f"look for the alias {alias}"):
+        return bool(client.indices.exists_alias(name=alias))
 
 
 # --- counts, lookups, search ------------------------------------------------------------------

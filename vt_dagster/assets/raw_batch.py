@@ -87,7 +87,7 @@ def build_raw_batch_asset(feed: Feed, *, with_apm: bool = False) -> dg.AssetsDef
             except FeedAuthError as exc:
                 raise dg.Failure(str(exc), allow_retries=False) from None
             except RawBatchError as exc:
-                raise dg.Failure(str(exc)) from None
+                raise dg.Failure(str(exc), allow_retries=exc.retryable) from None
         counts: dict[str, int] = {}
         for outcome in outcomes:
             counts[outcome.status] = counts.get(outcome.status, 0) + 1
