@@ -11,6 +11,7 @@ from vt_dagster.assets.elasticsearch import (
 )
 from vt_dagster.assets.raw_batch import build_raw_batch_asset
 from vt_dagster.assets.summaries import build_summaries_asset
+from vt_dagster.config_errors import ConfigurationError
 from vt_dagster.feeds import enabled_feeds
 from vt_dagster.live import build_live_job, build_live_schedule, live_interval_from_env
 from vt_dagster.maintenance import build_retention_job, build_retention_schedule
@@ -23,7 +24,12 @@ from vt_dagster.resources import (
     summarizer_resource_from_env,
 )
 
-FEEDS = enabled_feeds()
+try:
+    FEEDS = enabled_feeds()
+except ConfigurationError as error:
+    # The UI shows this as the code location's load error: the one line naming VT_FEEDS, with
+    # a stack that starts here rather than inside feeds.py.
+    raise error.with_traceback(None) from None
 
 pipeline_assets = [
     build(feed, with_apm=True)

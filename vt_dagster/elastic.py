@@ -37,11 +37,16 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import elasticapm
 import msgspec
+import urllib3
+from elastic_transport import NodeConfig, Urllib3HttpNode
+from elastic_transport.client_utils import DEFAULT, DefaultType
 from elasticsearch import ApiError, ConnectionTimeout, Elasticsearch, NotFoundError
 from elasticsearch import ConnectionError as TransportConnectionError
 from elasticsearch.helpers import streaming_bulk
 
 from vt_dagster.feeds import FEEDS, get_feed, parse_minute_key
+# Re-exported for the callers that print search hits as they always did (the demo).
+from vt_dagster.search_output import summaries_table as summaries_table
 # Re-exported: the one error for a raw batch that cannot be read to its end (missing, corrupt,
 # truncated bz2), whichever stage reads it.
 from vt_dagster.summaries import BatchReadError as BatchReadError
@@ -50,6 +55,10 @@ from vt_dagster.summaries import iter_batch_lines, results_in_order
 DEFAULT_URL = "http://127.0.0.1:9200"
 DEFAULT_PREFIX = "vt"
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
+# Connecting (TCP and TLS handshake) takes milliseconds to any live node: a host that does not
+# answer fails in CONNECT_TIMEOUT_S per attempt, TRANSPORT_RETRIES + 1 attempts in all.
+CONNECT_TIMEOUT_S = 2.0
+TRANSPORT_RETRIES = 2
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "index_templates"
 
 # Bulk requests: ~10 MiB is Elastic's usual sweet spot; VT file reports can be 100s of kB each.
@@ -85,6 +94,10 @@ class ElasticsearchUnavailable(ElasticsearchError):
 
 class ElasticsearchRequestError(ElasticsearchError):
     """The cluster answered but refused a request (auth, bad query, conflicting setup...)."""
+
+
+class InvalidQueryError(ElasticsearchRequestError):
+    """A search query Elasticsearch cannot parse: the message says where, the user fixes it."""
 
 
 class TemplateFileError(ValueError):
@@ -179,8 +192,35 @@ def _without_userinfo(parts: Any) -> str:
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
+class QuickConnectNode(Urllib3HttpNode):
+    """A node connection that gives up connecting after CONNECT_TIMEOUT_S, while an answer may
+    still take the whole request timeout.
+
+    elastic-transport has one timeout for both, so a host dropping packets held every call
+    for the request timeout (30 s) times each retry before saying it was unreachable.
+    """
+
+    def __init__(self, config: NodeConfig) -> None:
+        super().__init__(config)
+        self.pool.timeout = _connect_quickly(config.request_timeout)
+
+    def perform_request(
+        self, method: str, target: str, body: bytes | None = None, headers: Any = None,
+        request_timeout: DefaultType | float | None = DEFAULT,
+    ) -> Any:
+        if request_timeout is not DEFAULT:
+            request_timeout = _connect_quickly(request_timeout)  # type: ignore[assignment]
+        return super().perform_request(method, target, body, headers, request_timeout)
+
+
+def _connect_quickly(total: float | None) -> urllib3.Timeout:
+    connect = CONNECT_TIMEOUT_S if total is None else min(CONNECT_TIMEOUT_S, total)
+    return urllib3.Timeout(connect=connect, read=total)
+
+
 def make_client(settings: EsSettings) -> Elasticsearch:
-    """A client that retries timeouts and 429/502/503/504 answers a few times."""
+    """A client that fails within seconds when nothing answers (QuickConnectNode), and retries
+    timeouts and 429/502/503/504 answers twice."""
     auth: dict[str, Any] = {}
     if settings.api_key:
         key = settings.api_key
@@ -192,8 +232,9 @@ def make_client(settings: EsSettings) -> Elasticsearch:
     return Elasticsearch(
         settings.url,
         request_timeout=settings.request_timeout,
+        node_class=QuickConnectNode,
         retry_on_timeout=True,
-        max_retries=3,
+        max_retries=TRANSPORT_RETRIES,
         retry_on_status=(429, 502, 503, 504),
         **auth,
     )
@@ -811,7 +852,7 @@ def index_summary_file(
               chunk_size=chunk_size, max_chunk_bytes=max_chunk_bytes, max_retries=max_retries,
               initial_backoff=initial_backoff)
     if refresh:
-        _refresh(client, alias)
+        refresh_alias(client, alias)
     return tally.result(started)
 
 
@@ -902,7 +943,7 @@ def index_reports(
               alias=alias, batch=batch, chunk_size=chunk_size, max_chunk_bytes=max_chunk_bytes,
               max_retries=max_retries, initial_backoff=initial_backoff, conflicts_are_older=True)
     if refresh:
-        _refresh(client, alias)
+        refresh_alias(client, alias)
     return tally.result(started)
 
 
@@ -963,9 +1004,15 @@ def _append_members(line: bytes, members: bytes) -> bytes:
     return line[:-1].rstrip() + b"," + members + b"}"
 
 
-def _refresh(client: Elasticsearch, alias: str) -> None:
+def refresh_alias(client: Elasticsearch, alias: str) -> None:
+    """Make what was indexed into `alias` searchable now."""
     with _talking_to(client, f"refresh {alias}"):
         client.indices.refresh(index=alias)
+
+
+def alias_exists(client: Elasticsearch, alias: str) -> bool:
+    with _talking_to(client, f"look for the alias {alias}"):
+        return bool(client.indices.exists_alias(name=alias))
 
 
 # --- counts, lookups, search ------------------------------------------------------------------
@@ -1107,48 +1154,65 @@ def search_summaries(
     size: int = 20,
 ) -> list[dict[str, Any]]:
     """Summaries matching a Lucene `query_string` (e.g. `vt.yara.rule_names:*Emotet*`) in the
-    feeds' summary aliases, newest `@timestamp` first. A malformed query raises
-    ElasticsearchRequestError with Elasticsearch's reason.
+    feeds' summary aliases, newest `@timestamp` first. A query Lucene cannot parse raises
+    InvalidQueryError saying where; other refusals ElasticsearchRequestError.
     """
     aliases = ",".join(summary_alias(prefix, feed) for feed in _feed_names(feeds))
     with _talking_to(client, f"search {aliases}"):
-        answer = client.search(
-            index=aliases, query={"query_string": {"query": query, "lenient": True}},
-            sort=[{"@timestamp": {"order": "desc", "unmapped_type": "date"}},
-                  {"vt.batch": {"order": "desc", "unmapped_type": "keyword"}}],
-            size=size, ignore_unavailable=True, allow_no_indices=True,
-        )
+        try:
+            answer = client.search(
+                index=aliases, query={"query_string": {"query": query, "lenient": True}},
+                sort=[{"@timestamp": {"order": "desc", "unmapped_type": "date"}},
+                      {"vt.batch": {"order": "desc", "unmapped_type": "keyword"}}],
+                size=size, ignore_unavailable=True, allow_no_indices=True,
+            )
+        except ApiError as exc:
+            problem = query_syntax_problem(exc.body) if exc.meta.status == 400 else None
+            if problem is None:
+                raise
+            raise InvalidQueryError(f"invalid query: {problem} (query: {_quoted_query(query)})") from None
     return [hit["_source"] for hit in answer["hits"]["hits"]]
 
 
-DEFAULT_TABLE_COLUMNS = (
-    "@timestamp", "vt.feed", "vt.id", "vt.last_analysis_stats.malicious", "vt.threat_label",
-    "file.name", "url.full", "url.domain",
-)
+_QUERY_POSITION = re.compile(r"\bline \d+, column \d+")
+_LEXICAL_STATE = re.compile(r"\s*\(in lexical state \d+\)")
+_CANNOT_PARSE = re.compile(r"^Cannot parse '.*?': ", re.DOTALL)
+# JavaCC names one unexpected token as ` <KIND> "image "`: `Encountered " <FUZZY_SLOP> "~ "" at`.
+_ONE_TOKEN = re.compile(r'^Encountered " (?:<\w+>|"[^"]*") "(.*?) "" at ')
 
 
-def summaries_table(
-    hits: Sequence[Mapping[str, Any]],
-    columns: Sequence[str] = DEFAULT_TABLE_COLUMNS,
-    *,
-    max_width: int = 64,
-) -> str:
-    """A plain-text table of summaries: the given columns that any hit has, lists joined by
-    commas, cells cut at `max_width`. Plain string formatting: no need to import pandas.
+def query_syntax_problem(body: Any) -> str | None:
+    """Lucene's words for a query it cannot parse (`Encountered "<EOF>" at line 1, column 14`),
+    from Elasticsearch's 400 answer; None when the answer is about something else.
+
+    The innermost cause of a shard failure is the parser's own message; its first line says
+    what and where (the rest lists every token it would have accepted).
     """
-    if not hits:
-        return "(no summaries)"
-    shown = [column for column in columns if any(column in hit for hit in hits)]
-    rows = [[_cell(hit.get(column), max_width) for column in shown] for hit in hits]
-    widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(shown)]
-    lines = ["  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip()
-             for line in [shown, ["-" * width for width in widths], *rows]]
-    return "\n".join(lines)
+    error = body.get("error") if isinstance(body, Mapping) else None
+    if not isinstance(error, Mapping):
+        return None
+    for reason in _reasons_innermost_first(error):
+        first_line = reason.strip().split("\n", 1)[0]
+        if _QUERY_POSITION.search(first_line):
+            text = _LEXICAL_STATE.sub("", _CANNOT_PARSE.sub("", first_line))
+            text = _ONE_TOKEN.sub(lambda token: f'Encountered "{token.group(1)}" at ', text)
+            return _one_line(text).rstrip(" .,")
+    return None
 
 
-def _cell(value: Any, max_width: int) -> str:
-    if value is None:
-        return ""
-    text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
-    text = " ".join(text.split())
-    return text if len(text) <= max_width else text[: max_width - 1] + "…"
+def _reasons_innermost_first(error: Mapping[str, Any]) -> Iterator[str]:
+    chains = [error, *(failure.get("reason") for failure in error.get("failed_shards") or []
+                       if isinstance(failure, Mapping))]
+    for cause in chains:
+        reasons: list[str] = []
+        while isinstance(cause, Mapping):
+            if isinstance(cause.get("reason"), str):
+                reasons.append(cause["reason"])
+            cause = cause.get("caused_by")
+        yield from reversed(reasons)
+
+
+def _quoted_query(query: str, limit: int = 200) -> str:
+    text = query.replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+

@@ -10,6 +10,8 @@ import datetime as dt
 import os
 from dataclasses import dataclass
 
+from vt_dagster.config_errors import ConfigurationError
+
 MINUTE_FORMAT = "%Y%m%d%H%M"
 HOUR_FORMAT = "%Y%m%d%H"
 
@@ -52,21 +54,45 @@ def get_feed(name: str) -> Feed:
     try:
         return FEEDS[key]
     except KeyError:
-        raise UnknownFeedError(
-            f"unknown VT feed {name!r}: expected one of {', '.join(FEEDS)}"
-        ) from None
+        raise UnknownFeedError(f"unknown feed {name.strip()!r} (known: {', '.join(FEEDS)})") from None
+
+
+def named_feed(name: str, setting: str) -> Feed:
+    """The feed `name` given as `setting` (a flag such as `--feed`); unknown: a `ConfigurationError`."""
+    try:
+        return get_feed(name)
+    except UnknownFeedError as exc:
+        raise ConfigurationError(setting, str(exc)) from None
+
+
+def parse_feed_list(value: str, setting: str) -> list[Feed]:
+    """The feeds a comma-separated `value` names, in order, each once.
+
+    Blank entries (`files,,urls`, a trailing comma) are ignored; an unknown name, or a value
+    that names no feed at all, is a `ConfigurationError` naming `setting` (`VT_FEEDS`, `--feeds`).
+    """
+    feeds: list[Feed] = []
+    for name in (part.strip() for part in value.split(",")):
+        if not name:
+            continue
+        feed = named_feed(name, setting)
+        if feed not in feeds:
+            feeds.append(feed)
+    if not feeds:
+        raise ConfigurationError(setting, f"names no feed (known: {', '.join(FEEDS)})")
+    return feeds
 
 
 def enabled_feeds(value: str | None = None) -> list[Feed]:
-    """The feeds named in `VT_FEEDS` (comma-separated), default `files,urls`."""
+    """The feeds named in `VT_FEEDS` (or `value`); unset or empty: `files,urls`.
+
+    Every entry point calls this, so a `VT_FEEDS` with an unknown feed is refused everywhere
+    with the same line (see `ConfigurationError`).
+    """
     raw = os.environ.get("VT_FEEDS", "") if value is None else value
-    names = [part for part in (p.strip() for p in raw.split(",")) if part] or list(DEFAULT_FEEDS)
-    feeds: list[Feed] = []
-    for name in names:
-        feed = get_feed(name)
-        if feed not in feeds:
-            feeds.append(feed)
-    return feeds
+    if not raw.strip():
+        return [FEEDS[name] for name in DEFAULT_FEEDS]
+    return parse_feed_list(raw, "VT_FEEDS")
 
 
 def minute_key(moment: dt.datetime) -> str:

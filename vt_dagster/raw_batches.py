@@ -21,12 +21,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from vt_dagster.feeds import HOUR_FORMAT, HOURLY_LAG, Feed, parse_minute_key
+from vt_dagster.feeds import HOUR_FORMAT, HOURLY_LAG, Feed, minute_key, parse_minute_key
 from vt_dagster.storage import (
+    forget_absence,
+    incident_note_path,
     missing_marker_path,
     raw_batch_path,
     remove_stale_parts,
     verify_batch_file,
+    write_incident_note,
     write_missing_marker,
 )
 from vt_dagster.vt_client import FeedAuthError, FeedError, FeedsClient, split_hourly_package
@@ -39,6 +42,8 @@ STATUS_DOWNLOADED = "downloaded"
 STATUS_PRESENT = "present"
 STATUS_MISSING = "missing"
 STATUS_FAILED = "failed"
+STREAK_LOOKAROUND_MINUTES = 24 * 60
+"""How far a streak of 404s is followed on disk beyond a run's range, each way."""
 
 
 @dataclass
@@ -61,7 +66,15 @@ class BatchOutcome:
 
 
 class RawBatchError(RuntimeError):
-    """Some batches of a range could not be fetched; every other batch was kept."""
+    """Some batches of a range could not be fetched; every other batch was kept.
+
+    `retryable`: whether asking again soon may help (network faults may heal; a VT incident,
+    404s VT gave on purpose, is asked again by the next runs, not by a retry 30 s later).
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 @dataclass
@@ -145,9 +158,17 @@ def fetch_batches(
     """Make every batch of the range present on disk (or known missing), in key order.
 
     Raises `FeedAuthError` at once for 401/403. Other failures are collected: every batch
-    that could be fetched is kept, then `RawBatchError` names the rest. More than
-    `max_consecutive_missing` 404s in a row is an incident (VT says so): it raises, and those
-    404s are not remembered, so the next run asks again.
+    that could be fetched is kept, then `RawBatchError` names the rest.
+
+    More than `max_consecutive_missing` 404s in a row is an incident (VT says so), and the
+    rule holds across runs: a live run fetches one minute, so the streak also counts the
+    404s earlier (or later) runs noted on disk around the range. The run that takes a streak
+    past the limit fails, naming its first..last minute, and none of the streak's minutes
+    stays remembered as missing: the markers earlier runs wrote for it are removed, so every
+    one of them is asked for again once VT recovers. Each gets an incident note instead,
+    which does not stop it from being asked again but keeps the streak visible: a retry, the
+    next live minute or a gap-filling run that meets the same 404s fails as loudly instead
+    of starting a new count. A download removes a batch's notes.
     """
     now = now or dt.datetime.now(dt.timezone.utc)
     plan = plan_fetch(
@@ -172,20 +193,21 @@ def fetch_batches(
             outcomes[outcome.batch] = outcome
 
     ordered = [outcomes[key] for key in sorted(outcomes)]
-    streak = longest_missing_streak(ordered)
-    if len(streak) <= max_consecutive_missing:
-        for outcome in ordered:
-            if outcome.status == STATUS_MISSING and outcome.source != "marker":
-                write_missing_marker(root, feed.name, outcome.batch, outcome.http_status, "no batch (404)")
+    incidents = [streak for streak in missing_streaks(root, feed, ordered) if len(streak) > max_consecutive_missing]
+    _note_absences(root, feed, ordered, incidents)
     if on_outcome:
         for outcome in ordered:
             on_outcome(outcome)
 
     failed = [outcome for outcome in ordered if outcome.status == STATUS_FAILED]
-    if len(streak) > max_consecutive_missing:
+    if incidents:
+        streak = max(incidents, key=len)
+        others = f" and {len(incidents) - 1} more such streak(s)" if len(incidents) > 1 else ""
         raise RawBatchError(
-            f"{feed.name}: {len(streak)} consecutive minutes without a batch ({streak[0]}..{streak[-1]}), "
-            f"more than the {max_consecutive_missing} VT calls normal: the feed may be down"
+            f"{feed.name}: {len(streak)} consecutive minutes without a batch ({streak[0]}..{streak[-1]}){others}, "
+            f"more than the {max_consecutive_missing} VT calls normal: the feed may be down; "
+            "these minutes are not remembered as missing and will be asked for again",
+            retryable=bool(failed),
         )
     if failed:
         first = failed[0]
@@ -194,6 +216,23 @@ def fetch_batches(
             f"(first: {first.batch}: {first.error}); all others were kept"
         )
     return ordered
+
+
+def _note_absences(root: Path, feed: Feed, ordered: list[BatchOutcome], incidents: list[list[str]]) -> None:
+    """Markers for this run's 404s outside incidents, incident notes for every minute of one."""
+    in_incident = {batch for streak in incidents for batch in streak}
+    for outcome in ordered:
+        if outcome.batch in in_incident:
+            continue
+        if outcome.status == STATUS_MISSING and outcome.source != "marker":
+            write_missing_marker(root, feed.name, outcome.batch, outcome.http_status, "no batch (404)")
+            forget_absence(root, feed.name, outcome.batch, marker=False)
+        elif outcome.status == STATUS_DOWNLOADED:
+            forget_absence(root, feed.name, outcome.batch)
+    for streak in incidents:
+        for batch in streak:
+            write_incident_note(root, feed.name, batch, streak)
+            forget_absence(root, feed.name, batch, incident=False)
 
 
 def in_callers_context(function: Callable[[T], R]) -> Callable[[T], R]:
@@ -207,24 +246,57 @@ def in_callers_context(function: Callable[[T], R]) -> Callable[[T], R]:
     return lambda item: callers.copy().run(function, item)
 
 
-def longest_missing_streak(outcomes: list[BatchOutcome]) -> list[str]:
-    """The longest run of adjacent minutes answered 404 in this run (remembered ones excluded)."""
-    best: list[str] = []
-    current: list[str] = []
-    previous: dt.datetime | None = None
+def missing_streaks(
+    root: Path, feed: Feed, outcomes: list[BatchOutcome], *, lookaround: int = STREAK_LOOKAROUND_MINUTES
+) -> list[list[str]]:
+    """Every run of adjacent minutes without a batch that holds a 404 VT gave in this run.
+
+    Inside the run a minute counts when its outcome is missing (answered now or remembered);
+    outside it, up to `lookaround` minutes each way, when an earlier run left its missing
+    marker or incident note and no batch. Runs with no fresh 404 cost no disk access.
+    """
+    by_key = {outcome.batch: outcome for outcome in outcomes}
+    streaks: list[list[str]] = []
+    seen: set[str] = set()
     for outcome in outcomes:
         fresh_missing = outcome.status == STATUS_MISSING and outcome.source != "marker"
-        moment = parse_minute_key(outcome.batch)
-        if fresh_missing and current and previous == moment - dt.timedelta(minutes=1):
-            current.append(outcome.batch)
-        elif fresh_missing:
-            current = [outcome.batch]
+        if not fresh_missing or outcome.batch in seen:
+            continue
+        before = _absent_neighbours(root, feed, by_key, outcome.batch, -1, lookaround)
+        after = _absent_neighbours(root, feed, by_key, outcome.batch, 1, lookaround)
+        streak = [*reversed(before), outcome.batch, *after]
+        seen.update(streak)
+        streaks.append(streak)
+    return streaks
+
+
+def _absent_neighbours(
+    root: Path, feed: Feed, by_key: dict[str, BatchOutcome], batch: str, step: int, lookaround: int
+) -> list[str]:
+    """The adjacent minutes without a batch next to `batch`, going `step` minutes at a time."""
+    found: list[str] = []
+    moment = parse_minute_key(batch)
+    looked_on_disk = 0
+    while True:
+        moment += dt.timedelta(minutes=step)
+        key = minute_key(moment)
+        outcome = by_key.get(key)
+        if outcome is not None:
+            if outcome.status != STATUS_MISSING:
+                return found
         else:
-            current = []
-        previous = moment
-        if len(current) > len(best):
-            best = list(current)
-    return best
+            looked_on_disk += 1
+            if looked_on_disk > lookaround or not _noted_absent(root, feed, key):
+                return found
+        found.append(key)
+
+
+def _noted_absent(root: Path, feed: Feed, batch: str) -> bool:
+    """An earlier run found no batch: a marker or incident note and no batch file (checked first:
+    the usual neighbour has one)."""
+    return not raw_batch_path(root, feed.name, batch).exists() and (
+        missing_marker_path(root, feed.name, batch).exists() or incident_note_path(root, feed.name, batch).exists()
+    )
 
 
 def _fetch_minute(client: FeedsClient, root: Path, feed: Feed, batch: str) -> BatchOutcome:

@@ -13,6 +13,7 @@ import dagster as dg
 from pydantic import Field
 
 from vt_dagster.vt_client import DEFAULT_API_URL, FeedsClient, RetryPolicy
+from vt_dagster.whitelist import UrlWhitelist, load_url_whitelist, url_whitelist_path_from_env
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
@@ -89,9 +90,15 @@ class VTSummarizerResource(dg.ConfigurableResource):
     def whitelist_path(self) -> Path | None:
         return Path(self.url_whitelist_path).expanduser() if self.url_whitelist_path else None
 
+    def url_whitelist(self) -> UrlWhitelist:
+        """The whitelist in force, read now: a missing or bad file is a `ConfigurationError` naming
+        `VT_URL_WHITELIST`, as the summary commands give it."""
+        return load_url_whitelist(self.whitelist_path)
+
 
 def summarizer_resource_from_env() -> VTSummarizerResource:
-    return VTSummarizerResource(url_whitelist_path=os.environ.get("VT_URL_WHITELIST") or None)
+    path = url_whitelist_path_from_env()
+    return VTSummarizerResource(url_whitelist_path=str(path) if path else None)
 
 
 DEFAULT_BULK_STREAMS = 2

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from vt_dagster.elastic import ElasticsearchUnavailable, batch_counts
 from vt_dagster.feeds import Feed
 from vt_dagster.resources import VTElasticsearchResource, VTStorageResource
 from vt_dagster.partitions import MINUTES_PER_RUN, minute_partitions
@@ -131,7 +132,10 @@ def build_backfill_sensor(feeds: list[Feed]) -> dg.SensorDefinition:
             counted = [k for k in keys if k in state.summarized]
             try:
                 in_es = es_summary_counts(vt_elasticsearch, feed.name, counted) if counted else {}
-            except Exception as exc:  # noqa: BLE001 - an unreachable cluster is a reason to skip, not a crash
+            except ElasticsearchUnavailable as exc:
+                skipped.append(f"{feed.name}: {exc}")
+                break  # one cluster serves every feed: not worth waiting for it once per feed
+            except Exception as exc:  # noqa: BLE001 - a refused query is a reason to skip, not a crash
                 skipped.append(f"{feed.name}: {str(exc).splitlines()[0][:300]}")
                 continue
             stages = {k: needed_stage(k, state, in_es) for k in keys}
@@ -172,8 +176,6 @@ def _days_between(keys: Sequence[str]) -> list[str]:
 
 def es_summary_counts(vt_elasticsearch: VTElasticsearchResource, feed: str, batches: list[str]) -> dict[str, int]:
     """The production question: one aggregation over the feed's summary alias."""
-    from vt_dagster.elastic import batch_counts
-
     client = vt_elasticsearch.client()
     try:
         return batch_counts(client, vt_elasticsearch.settings().summary_alias(feed), batches)

@@ -12,7 +12,8 @@ import datetime as dt
 import hashlib
 import json
 import os
-import tempfile
+import secrets
+import stat
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -41,10 +42,46 @@ def missing_marker_path(root: Path, feed: str, batch: str) -> Path:
     return raw_batch_path(root, feed, batch).with_suffix(".missing")
 
 
+def incident_note_path(root: Path, feed: str, batch: str) -> Path:
+    """The note that a 404 belonged to a streak longer than VT calls normal (an incident).
+
+    Unlike a missing marker it does not stop the batch from being asked for again; it only
+    lets the next run see the streak it would extend.
+    """
+    return raw_batch_path(root, feed, batch).with_suffix(".incident")
+
+
 def summary_path(root: Path, feed: str, batch: str) -> Path:
     """`<root>/summary/<feed>/<YYYYMMDDhhmm>.summary`."""
     parse_minute_key(batch)
     return Path(root) / "summary" / feed / f"{batch}.summary"
+
+
+class NotARegularFileError(OSError):
+    """Something other than a regular file (symlink, device, fifo, folder) is where a file goes."""
+
+
+_FILE_KINDS = (
+    (stat.S_ISLNK, "symbolic link"), (stat.S_ISDIR, "directory"), (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"), (stat.S_ISFIFO, "fifo (named pipe)"), (stat.S_ISSOCK, "socket"),
+)
+
+
+def refuse_non_regular_destination(path: Path) -> None:
+    """NotARegularFileError when `path` exists and is not a regular file.
+
+    A rename replaces the name, whatever it names: `--output /dev/null` would turn the device
+    into a regular file, and a symlink would become a file while its target kept the old
+    content. `lstat`, so a symlink is refused even when it points at a regular file.
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for is_kind, name in _FILE_KINDS if is_kind(mode)), "special file")
+    raise NotARegularFileError(f"{path} is a {kind}, not a regular file: refusing to replace it")
 
 
 @contextmanager
@@ -52,21 +89,43 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
     """Write to a temp file beside `path`, fsync it, then rename over `path`.
 
     On any exception (disk full, a dropped connection, a failed verification) the temp
-    file is removed and `path` keeps whatever it held before.
+    file is removed and `path` keeps whatever it held before. The file gets the mode any
+    new file of the process gets (0644 under umask 022), so a Logstash or an analyst
+    running as another user can read it. Only a regular file (or nothing) at `path` is
+    replaced: anything else raises NotARegularFileError, before and again after writing.
     """
+    refuse_non_regular_destination(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PART_SUFFIX, dir=path.parent)
-    tmp = Path(tmp_name)
+    fd, tmp = _create_temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        refuse_non_regular_destination(path)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def _create_temp_beside(path: Path) -> tuple[int, Path]:
+    """A new, exclusively created `.<name>.<random>.part` file in `path`'s folder, opened for writing.
+
+    Created with mode 0666 so the kernel applies the umask (and a default ACL of the folder,
+    if any), exactly as for any file the process creates: `tempfile.mkstemp` would force
+    0600, and reading the umask to chmod afterwards is racy, since `os.umask` can only be
+    read by setting it, for every thread of the process at once.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}{PART_SUFFIX}"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path} after 100 tries")
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -201,6 +260,30 @@ def write_missing_marker(root: Path, feed: str, batch: str, http_status: int, de
     return marker
 
 
+def write_incident_note(root: Path, feed: str, batch: str, streak: list[str]) -> Path:
+    """Note a 404 of an incident streak (kept as first written: a long incident is not rewritten every run)."""
+    note = incident_note_path(root, feed, batch)
+    if not note.exists():
+        detail = {
+            "batch": batch,
+            "feed": feed,
+            "http_status": 404,
+            "streak": f"{streak[0]}..{streak[-1]}",
+            "checked_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        with atomic_writer(note) as handle:
+            handle.write(json.dumps(detail).encode())
+    return note
+
+
+def forget_absence(root: Path, feed: str, batch: str, *, marker: bool = True, incident: bool = True) -> None:
+    """Remove what earlier runs noted about a batch VT did not serve: its missing marker, incident note."""
+    if marker:
+        missing_marker_path(root, feed, batch).unlink(missing_ok=True)
+    if incident:
+        incident_note_path(root, feed, batch).unlink(missing_ok=True)
+
+
 def summary_counts_path(root: Path, feed: str, day: str) -> Path:
     """`<root>/summary/<feed>/<YYYY-MM-DD>.counts`: documents each batch of that day should have."""
     return Path(root) / "summary" / feed / f"{day}.counts"
@@ -217,7 +300,7 @@ def record_summary_count(root: Path, feed: str, batch: str, documents: int) -> N
     path = summary_counts_path(root, feed, day)
     path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps({"batch": batch, "documents": documents}, separators=(",", ":")) + "\n"
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
     try:
         os.write(fd, line.encode())
     finally:

@@ -56,6 +56,7 @@ def _narrowed(name: str, keys: tuple[str, ...]) -> type:
 _NESTED_SHAPES = {
     "sigma_analysis_results": list, "crowdsourced_yara_results": list,
     "crowdsourced_ids_results": list, "sandbox_verdicts": dict,
+    "registry_keys_set": list, "files_dropped": list,
 }
 
 

@@ -7,10 +7,10 @@ import os
 import sys
 from pathlib import Path
 
-from vt_dagster.feeds import FEEDS, get_feed, parse_minute_key
+from vt_dagster.feeds import FEEDS, enabled_feeds, get_feed, named_feed, parse_minute_key
 from vt_dagster.storage import record_summary_count, summary_path, verify_batch_file
 from vt_dagster.summaries import BatchSummaryResult, SummaryJob, summarize_batch_file, summarize_many
-from vt_dagster.whitelist import UrlWhitelist
+from vt_dagster.whitelist import UrlWhitelist, load_url_whitelist, url_whitelist_path_from_env
 
 
 def infer_batch(raw: Path) -> tuple[Path, str, str]:
@@ -23,7 +23,19 @@ def infer_batch(raw: Path) -> tuple[Path, str, str]:
     return raw.parent.parent.parent.parent, feed, batch
 
 
+def whitelist_in_force(flag: Path | None) -> tuple[Path | None, UrlWhitelist]:
+    """`--url-whitelist`, else `VT_URL_WHITELIST`, else the shipped list (path None), as the
+    summaries asset chooses: read now, so a bad file is refused in one line naming the flag or
+    the variable before any work."""
+    if flag is not None:
+        return flag, load_url_whitelist(flag, "--url-whitelist")
+    path = url_whitelist_path_from_env()
+    return path, load_url_whitelist(path)
+
+
 def create_single_summary(args: argparse.Namespace) -> int:
+    enabled_feeds()  # a broken VT_FEEDS is refused by every command, not only by those it scopes
+    _, whitelist = whitelist_in_force(args.url_whitelist)
     raw: Path = args.path
     if not raw.is_file():
         raise ValueError(f"{raw}: no such file")
@@ -31,13 +43,12 @@ def create_single_summary(args: argparse.Namespace) -> int:
     if not check.ok:
         raise ValueError(f"{raw}: not a readable bz2 batch ({check.error})")
     if args.feed and args.batch:
-        feed, batch = get_feed(args.feed).name, args.batch
+        feed, batch = named_feed(args.feed, "--feed").name, args.batch
         parse_minute_key(batch)
         root = Path(os.environ.get("VT_DATA_DIR", "vt_data"))
     else:
         root, feed, batch = infer_batch(raw.resolve())
     dest = args.output or summary_path(root, feed, batch)
-    whitelist = UrlWhitelist.from_file(args.url_whitelist) if args.url_whitelist else UrlWhitelist.default()
     result = summarize_batch_file(raw, dest, feed=feed, batch=batch, whitelist=whitelist)
     if dest == summary_path(root, feed, batch):
         record_summary_count(root, feed, batch, result.documents)
@@ -68,15 +79,17 @@ def pending_jobs(root: Path, feeds: list[str], whitelist_path: Path | None) -> l
 def back_populate_summaries(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    enabled_feeds()  # checked though the default is every feed on disk: VT_FEEDS may not name them all
+    whitelist_path, _ = whitelist_in_force(args.url_whitelist)
     root = (args.data_dir or Path(os.environ.get("VT_DATA_DIR", "vt_data"))).resolve()
     feeds = [get_feed(args.feed).name] if args.feed else list(FEEDS)
-    jobs = pending_jobs(root, feeds, args.url_whitelist)
+    jobs = pending_jobs(root, feeds, whitelist_path)
     if not jobs:
         print(f"every raw batch under {root / 'raw'} already has its summary")
         return 0
     failures = 0
     with tqdm(total=len(jobs), unit="batch", desc="summarizing", file=sys.stderr) as progress:
-        for outcome in summarize_many(jobs, workers=args.workers or None, whitelist_path=args.url_whitelist):
+        for outcome in summarize_many(jobs, workers=args.workers or None, whitelist_path=whitelist_path):
             if isinstance(outcome, str):
                 failures += 1
                 tqdm.write(f"failed: {outcome}", file=sys.stderr)
@@ -97,7 +110,8 @@ def add_summary_commands(subparsers: argparse._SubParsersAction) -> None:
     single.add_argument("--feed", help="feed of a batch outside the data layout")
     single.add_argument("--batch", help="batch key (YYYYMMDDhhmm) of a batch outside the data layout")
     single.add_argument("--output", type=Path, help="where to write the summary (default: the data layout)")
-    single.add_argument("--url-whitelist", type=Path, help="hosts file replacing the shipped URL whitelist")
+    single.add_argument("--url-whitelist", type=Path,
+                        help="hosts file replacing the shipped URL whitelist (default: $VT_URL_WHITELIST)")
     single.set_defaults(handler=create_single_summary)
 
     many = subparsers.add_parser(
@@ -108,5 +122,6 @@ def add_summary_commands(subparsers: argparse._SubParsersAction) -> None:
     many.add_argument("feed", nargs="?", help="only this feed (default: all)")
     many.add_argument("--data-dir", type=Path, help="VT_DATA_DIR (default: $VT_DATA_DIR or ./vt_data)")
     many.add_argument("--workers", type=int, default=0, help="processes (default: one per core)")
-    many.add_argument("--url-whitelist", type=Path, help="hosts file replacing the shipped URL whitelist")
+    many.add_argument("--url-whitelist", type=Path,
+                      help="hosts file replacing the shipped URL whitelist (default: $VT_URL_WHITELIST)")
     many.set_defaults(handler=back_populate_summaries)

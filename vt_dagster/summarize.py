@@ -27,6 +27,9 @@ from vt_dagster.whitelist import UrlWhitelist, host_of
 MAX_LIST_ITEMS = 1000
 # Lucene refuses terms over 32,766 bytes; 8,191 characters of UTF-8 always fit.
 MAX_STRING_CHARS = 8191
+# Sandbox traces (registry keys set, files dropped...) run to thousands in noisy reports: each
+# such list keeps its first distinct values and counts the rest (`vt.behaviour.cut.*`).
+MAX_BEHAVIOUR_PATHS = 100
 # Dates outside (1970-01-01, 9999-12-31] are not sane VT timestamps.
 _MAX_EPOCH = 253_402_300_799
 _INT32 = 2**31 - 1
@@ -662,6 +665,65 @@ def _behaviour_findings(
     b.put_list("vt.behaviour.signature_names", _pluck(attributes.get("signature_matches"), "name"))
 
 
+# (attribute, key read in an object item or None for a list of strings, field, cut-count field)
+_BEHAVIOUR_TRACES = tuple(
+    (attribute, key, "vt.behaviour." + attribute, "vt.behaviour.cut." + attribute)
+    for attribute, key in (
+        ("registry_keys_set", "key"), ("registry_keys_deleted", None),
+        ("files_dropped", "path"), ("files_written", None), ("files_deleted", None),
+    )
+)
+
+
+def _behaviour_traces(
+    attributes: Mapping[str, Any], obj: Mapping[str, Any], b: _Builder
+) -> None:
+    """Registry keys and file paths a hunter searches for persistence, capped and counted."""
+    out = b.out
+    for attribute, key, field, cut_field in _BEHAVIOUR_TRACES:
+        value = attributes.get(attribute)
+        if value is None:
+            continue
+        kept, cut = _capped_traces(value, key)
+        if kept:
+            out[field] = kept
+        if cut:
+            out[cut_field] = cut
+
+
+def _capped_traces(value: Any, key: str | None) -> tuple[list[str], int]:
+    """(the first MAX_BEHAVIOUR_PATHS distinct values, how many more distinct values there were).
+
+    Items are `item[key]` for objects (registry values and dropped-file hashes are not
+    kept) or the strings themselves; a bare string where an object is expected is taken as
+    the key or path. A lone value counts as a list of one; anything unreadable is dropped.
+    """
+    if value.__class__ is not list:
+        value = [value]
+    kept: list[str] = []
+    seen: set[str] = set()
+    cut = 0
+    for item in value:
+        if isinstance(item, dict):
+            if key is None:
+                continue
+            item = item.get(key)
+        if item.__class__ is str:
+            text = item.strip()
+            if len(text) > MAX_STRING_CHARS:
+                text = _clip(text)
+        else:
+            text = _keyword(item)
+        if not text or text in seen:
+            continue
+        seen.add(text)
+        if len(kept) < MAX_BEHAVIOUR_PATHS:
+            kept.append(text)
+        else:
+            cut += 1
+    return kept, cut
+
+
 # --- per-type tables -----------------------------------------------------------------------
 
 _COMMON_FIELDS: tuple[Field, ...] = (
@@ -810,7 +872,8 @@ _SPECS: dict[str, _Spec] = {
     ),
     "file_behaviour": _Spec(
         _BEHAVIOUR_FIELDS,
-        (_behaviour_identity, _behaviour_network, _behaviour_findings, _sigma, _ids),
+        (_behaviour_identity, _behaviour_network, _behaviour_findings, _behaviour_traces,
+         _sigma, _ids),
         ("vt.behaviour.analysis_date",),
     ),
 }
@@ -953,6 +1016,7 @@ _EXTRACTOR_ATTRIBUTES = frozenset({
     "outgoing_links", "popular_threat_classification", "popularity_ranks", "redirection_chain",
     "sandbox_verdicts", "sigma_analysis_results", "sigma_analysis_stats", "signature_matches",
     "targeted_brand", "url", "androguard", "signature_info",
+    *(attribute for attribute, *_ in _BEHAVIOUR_TRACES),
 })
 ATTRIBUTES_READ: frozenset[str] = _EXTRACTOR_ATTRIBUTES.union(
     *(spec.fields.attributes() for spec in _SPECS.values()), _CERTIFICATE_FIELDS.attributes()
@@ -972,6 +1036,8 @@ NESTED_KEYS_READ: dict[str, tuple[str, ...]] = {
     "crowdsourced_yara_results": ("rule_name", "ruleset_name"),
     "crowdsourced_ids_results": ("rule_msg",),
     "sandbox_verdicts": ("category", "sandbox_name", "malware_names", "malware_classification"),
+    "registry_keys_set": ("key",),
+    "files_dropped": ("path", "sha256"),
 }
 
 # Outside `attributes`, the members of a feed line summaries read, and the keys read inside

@@ -49,7 +49,6 @@ import datetime as dt
 import os
 import sys
 import uuid
-import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +56,7 @@ from typing import TYPE_CHECKING, NoReturn, Sequence
 
 from vt_dagster.feeds import FEEDS, enabled_feeds, get_feed, minute_key, newest_available_minute, parse_minute_key
 from vt_dagster.partitions import MINUTES_PER_RUN
+from vt_dagster.whitelist import load_url_whitelist, url_whitelist_path_from_env
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -361,13 +361,9 @@ def enable_feed(feed: str) -> None:
 
 
 def load_definitions(feed: str | None = None) -> dg.Definitions:
-    """The code location's `defs`, built for `feed` too, with Dagster's beta notices muted."""
+    """The code location's `defs`, built for `feed` too."""
     import importlib
 
-    import dagster as dg
-
-    for category in (dg.BetaWarning, dg.PreviewWarning):
-        warnings.filterwarnings("ignore", category=category)
     if feed:
         enable_feed(feed)
     import vt_dagster.definitions as definitions
@@ -443,6 +439,8 @@ def download(feed: str, num_days_ago: int, create_summaries: bool, max_minutes: 
     """Every range from N days ago until the newest batch through `vt_live_job`, oldest first,
     stopping at a failed run. `max_minutes` keeps the newest minutes of the range only."""
     require_api_key()
+    if create_summaries:  # the summaries asset would fail every run on it: refuse it first, in its one line
+        load_url_whitelist(url_whitelist_path_from_env())
     home = prepare_dagster_home()
     defs = load_definitions(feed)
     plan = plan_download(num_days_ago, max_minutes)
@@ -527,12 +525,6 @@ def setup_elasticsearch() -> int:
     return 0
 
 
-def url_whitelist_from_env() -> Path | None:
-    """VT_URL_WHITELIST, as the summaries asset reads it, so both paths drop the same URLs."""
-    value = os.environ.get("VT_URL_WHITELIST", "").strip()
-    return Path(value).expanduser() if value else None
-
-
 def create_single_summary(path: Path) -> int:
     from vt_dagster import summaries_cli
 
@@ -547,7 +539,7 @@ def create_single_summary(path: Path) -> int:
             "vt-dagster create-single-summary PATH --feed F --batch B"
         ) from None
     return summaries_cli.create_single_summary(argparse.Namespace(
-        path=path, feed=None, batch=None, output=None, url_whitelist=url_whitelist_from_env(),
+        path=path, feed=None, batch=None, output=None, url_whitelist=None,  # None: VT_URL_WHITELIST
     ))
 
 
@@ -556,12 +548,13 @@ def back_populate_summaries(feed: str | tuple[str, ...]) -> int:
 
     return summaries_cli.back_populate_summaries(argparse.Namespace(
         feed=feed if isinstance(feed, str) else None, data_dir=None, workers=0,
-        url_whitelist=url_whitelist_from_env(),
+        url_whitelist=None,  # None: VT_URL_WHITELIST, as the summaries asset reads it
     ))
 
 
 def run(args: argparse.Namespace) -> int:
     """The original script's order: set up, one summary, download, back-populate."""
+    enabled_feeds()  # a broken VT_FEEDS is refused before anything, whatever the command
     if args.setup_elasticsearch and (code := setup_elasticsearch()):
         return code
     if args.create_single_summary is not None and (code := create_single_summary(args.create_single_summary)):

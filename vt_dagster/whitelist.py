@@ -9,12 +9,15 @@ parsed is *kept*: a garbage URL must never disappear by accident.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Iterable
 from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from vt_dagster.config_errors import ConfigurationError
 
 DEFAULT_RESOURCE = ("vt_dagster", "data/url_whitelist.txt")
 # Decisions are cached per authority ("user@host:port"); the same hosts repeat all the time.
@@ -26,8 +29,14 @@ _AUTHORITY = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.\-]*://|//)?([^/?#\\]*)")
 _NOT_IN_HOSTS = frozenset(" \t\r\n@[]<>\"'`{}|^")
 
 
+URL_WHITELIST_VARIABLE = "VT_URL_WHITELIST"
+
+
 class WhitelistError(ValueError):
-    """A whitelist file that cannot be read or holds a line that is not a host."""
+    """A whitelist file that cannot be read or holds a line that is not a host.
+
+    Its message names the file, not the setting that chose it: `load_url_whitelist` adds that.
+    """
 
 
 def _authority(url: str) -> str:
@@ -125,9 +134,11 @@ class UrlWhitelist:
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise WhitelistError(f"no such file: {path}") from None
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-            raise WhitelistError(f"cannot read URL whitelist {path}: {reason}") from None
+            raise WhitelistError(f"cannot read {path}: {reason}") from None
         return cls.from_text(text, source=str(path))
 
     @classmethod
@@ -139,9 +150,7 @@ class UrlWhitelist:
             if not entry:
                 continue
             if cls._entry_host(entry) is None:
-                raise WhitelistError(
-                    f"URL whitelist {source}, line {number}: {entry!r} is not a host name"
-                )
+                raise WhitelistError(f"{source}, line {number}: {entry!r} is not a host name")
             hosts.append(entry)
         return cls(hosts, source=source)
 
@@ -205,3 +214,21 @@ def _default_whitelist() -> UrlWhitelist:
     except (OSError, UnicodeDecodeError) as exc:
         raise WhitelistError(f"cannot read the packaged URL whitelist {resource}: {exc}") from None
     return UrlWhitelist.from_text(text, source=f"{package}/{name}")
+
+
+def url_whitelist_path_from_env() -> Path | None:
+    """The file `VT_URL_WHITELIST` names; None (unset or empty) means the shipped list."""
+    value = os.environ.get(URL_WHITELIST_VARIABLE, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def load_url_whitelist(path: Path | None, setting: str = URL_WHITELIST_VARIABLE) -> UrlWhitelist:
+    """The whitelist in `path` (None: the shipped list), read now so that a missing, unreadable
+    or malformed file is refused before any work, as a `ConfigurationError` naming `setting`
+    (`VT_URL_WHITELIST`, or the `--url-whitelist` flag that replaces it)."""
+    if path is None:
+        return UrlWhitelist.default()
+    try:
+        return UrlWhitelist.from_file(path)
+    except WhitelistError as exc:
+        raise ConfigurationError(setting, str(exc)) from None

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -109,3 +110,37 @@ def feeds_client(emulator: FeedsEmulator) -> Iterator[FeedsClient]:
     with FeedsClient(api_key=emulator.config.api_key, api_url=emulator.base_url, retry=retry,
                      read_timeout_s=10) as client:
         yield client
+
+
+@pytest.fixture
+def process_umask() -> Iterator[Callable[[int], None]]:
+    """Set the process umask inside a test; the one before is restored afterwards."""
+    before = os.umask(0o022)
+    os.umask(before)
+    yield os.umask
+    os.umask(before)
+
+
+@pytest.fixture
+def unanswering_es_url() -> Iterator[str]:
+    """A loopback URL where connecting hangs, as with a host that drops packets: the port
+    listens but its accept queue is full and nothing ever accepts."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    address = server.getsockname()
+    waiting = [socket.socket() for _ in range(4)]
+    try:
+        for client in waiting:
+            client.setblocking(False)
+            client.connect_ex(address)
+        try:
+            socket.create_connection(address, timeout=0.5).close()
+            pytest.skip("this kernel accepts connections beyond a full listen backlog")
+        except TimeoutError:
+            pass
+        yield f"http://{address[0]}:{address[1]}"
+    finally:
+        for client in waiting:
+            client.close()
+        server.close()

@@ -48,6 +48,6 @@ def test_demo_backfills_both_feeds_shows_a_lookup_and_serves_the_ui(
         objects, summaries, indexed, reports, older = map(int, match.groups())
         assert objects == summaries == indexed == reports + older > 0 and reports > 0
     assert re.search(r"\$ vt-dagster lookup ([0-9a-f]{64})\n\1: file \1 batch \d{12} malicious=", text)
-    assert "$ vt-dagster search" in text and "vt.feed" in text
+    assert "$ vt-dagster search" in text and "detections" in text
     assert any((tmp_path / "home").rglob("*.db")), "the runs are in the demo's Dagster instance"
     assert demo.returncode == 0

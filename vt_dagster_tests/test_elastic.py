@@ -24,6 +24,7 @@ from vt_dagster.elastic import (
     ElasticsearchUnavailable,
     EsSettings,
     IndexResult,
+    InvalidQueryError,
     LookupKey,
     batch_counts,
     bootstrap_index,
@@ -49,6 +50,7 @@ from vt_dagster.resources import elasticsearch_resource_from_env
 from vt_dagster.storage import raw_batch_path, summary_path
 from vt_dagster.summarize import summarize_object
 from vt_dagster.whitelist import UrlWhitelist
+from vt_dagster_tests.test_summarize import MAXIMAL_OBJECTS, overfull_behaviour_object
 
 BATCH = "202401151200"
 NEWER = "202401151300"
@@ -261,21 +263,6 @@ def test_lookup_keys_classify_each_kind_of_value() -> None:
     assert lookup_keys("nonsense") == [] and lookup_keys("  ") == []
 
 
-def test_summaries_table_shows_present_columns_compactly() -> None:
-    hits = [
-        {"@timestamp": "2024-01-15T12:00:00Z", "vt.feed": "files", "vt.id": "a" * 64,
-         "file.name": ["a.exe", "b.exe"], "vt.last_analysis_stats.malicious": 12},
-        {"@timestamp": "2024-01-15T11:59:00Z", "vt.feed": "urls", "vt.id": "b" * 64,
-         "url.full": "http://example.test/" + "x" * 100},
-    ]
-    table = summaries_table(hits).splitlines()
-    assert table[0].split() == ["@timestamp", "vt.feed", "vt.id", "vt.last_analysis_stats.malicious",
-                                "file.name", "url.full"]
-    assert "a.exe, b.exe" in table[2] and table[3].endswith("…")
-    assert max(len(line) for line in table) < 250
-    assert summaries_table([]) == "(no summaries)"
-
-
 def test_es_down_is_one_line_naming_the_url(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     client = make_client(EsSettings(url=url))
@@ -285,12 +272,24 @@ def test_es_down_is_one_line_naming_the_url(tmp_path: Path) -> None:
         lambda: index_summary_file(client, summaries, alias="vt-summaries-files"),
         lambda: batch_counts(client, "vt-summaries-files", [BATCH]),
         lambda: lookup(client, ["a" * 64], feeds=["files"]),
+        lambda: elastic.alias_exists(client, "vt-summaries-files"),
+        lambda: elastic.refresh_alias(client, "vt-summaries-files"),
     ]
     for call in calls:
         with pytest.raises(ElasticsearchUnavailable) as raised:
             call()
         message = str(raised.value)
         assert url in message and "\n" not in message and "unreachable" in message
+
+
+def test_es_that_does_not_answer_fails_in_seconds_not_after_the_request_timeout(unanswering_es_url: str) -> None:
+    client = make_client(EsSettings(url=unanswering_es_url, request_timeout=30))
+    started = time.monotonic()
+    with pytest.raises(ElasticsearchUnavailable, match=r"unreachable \(timed out\)") as raised:
+        batch_counts(client, "vt-summaries-files", [BATCH])
+    elapsed = time.monotonic() - started
+    assert elapsed < elastic.CONNECT_TIMEOUT_S * (elastic.TRANSPORT_RETRIES + 1) + 2 <= 10
+    assert unanswering_es_url in str(raised.value) and "\n" not in str(raised.value)
 
 
 # --- setup ------------------------------------------------------------------------------------
@@ -418,6 +417,72 @@ def test_index_summary_file_twice_keeps_one_document_per_summary(
                for hit in hits)
 
 
+def test_every_summary_field_indexes_into_the_strict_template(
+    es_client: Elasticsearch, ready: str, tmp_path: Path, samples_dir: Path
+) -> None:
+    """Maximal objects (every documented field between them), the real samples and generated
+    batches: the strict mapping accepts every document of every feed."""
+    feed_of = {feed.object_type: name for name, feed in FEEDS.items()}
+    objects: dict[str, list[dict[str, Any]]] = {name: [] for name in FEEDS}
+    for feed, make in MAXIMAL_OBJECTS.items():
+        objects[feed].append(make())
+    objects["file_behaviours"].append(overfull_behaviour_object())
+    for path in sorted(samples_dir.glob("*.json")):
+        obj = json.loads(path.read_text(encoding="utf-8"))
+        objects[feed_of[obj.get("data", obj)["type"]]].append(obj)
+    fields: set[str] = set()
+    for feed, listed in objects.items():
+        listed += generate_objects(feed, BATCH, SEED, 20)
+        path = write_summaries(tmp_path, feed, BATCH, listed)
+        fields |= {key for line in path.read_text().splitlines() for key in json.loads(line)}
+        result = index_summary_file(es_client, path, alias=summary_alias(ready, feed), refresh=True)
+        assert (result.failed, result.errors) == (0, []), feed
+        assert result.indexed == len(listed)
+    assert {"vt.behaviour.registry_keys_set", "vt.behaviour.cut.files_written"} <= fields
+
+
+def test_sandbox_traces_match_any_case_by_prefix_and_wildcard(
+    es_client: Elasticsearch, ready: str, tmp_path: Path
+) -> None:
+    """Sandboxes spell one Run key differently; a hunter's query finds every spelling."""
+    sha256 = "ab" * 32
+    spellings = {
+        "VirusTotal Jujubox": "HKCU\\Software\\Microsoft\\Windows\\CurrentVersion\\Run\\xws",
+        "Lastline": "HKU\\S-1-5-21-1003\\SOFTWARE\\MICROSOFT\\WINDOWS\\CURRENTVERSION\\RUN\\XWS",
+        "SNDBOX": "\\REGISTRY\\USER\\S-1-5-21-1000\\Software\\Microsoft\\Windows\\CurrentVersion\\Run",
+    }
+    objects = [{"type": "file_behaviour", "id": f"{sha256}_{sandbox}", "attributes": {
+        "sandbox_name": sandbox, "registry_keys_set": [{"key": key, "value": "xws.exe"}],
+        "files_dropped": [{"path": f"C:\\Users\\{sandbox}\\AppData\\Roaming\\XWS.EXE"}],
+        "command_executions": ["C:\\Windows\\System32\\CMD.exe /c whoami"],
+    }} for sandbox, key in spellings.items()]
+    objects.append({"type": "file_behaviour", "id": f"{sha256}_Zenbox", "attributes": {
+        "registry_keys_set": [{"key": "HKCU\\Software\\Microsoft\\Windows\\CurrentVersion\\RunOnce"}],
+    }})
+    alias = summary_alias(ready, "file_behaviours")
+    path = write_summaries(tmp_path, "file_behaviours", BATCH, objects)
+    assert index_summary_file(es_client, path, alias=alias, refresh=True).failed == 0
+
+    def sandboxes(query: str) -> set[str]:
+        hits = search_summaries(es_client, query, feeds=["file_behaviours"], prefix=ready)
+        return {hit["vt.id"].partition("_")[2] for hit in hits}
+
+    run_key = r"vt.behaviour.registry_keys_set:*\\currentversion\\run\\*"
+    assert sandboxes(run_key) == {"VirusTotal Jujubox", "Lastline"}
+    assert sandboxes(run_key.upper().replace("VT.BEHAVIOUR.REGISTRY_KEYS_SET", "vt.behaviour.registry_keys_set")) \
+        == {"VirusTotal Jujubox", "Lastline"}
+    assert sandboxes(r"vt.behaviour.registry_keys_set:*\\currentversion\\run*") == set(spellings) | {"Zenbox"}
+    assert sandboxes(r"vt.behaviour.files_dropped:*\\appdata\\roaming\\*.exe") == set(spellings)
+    assert sandboxes(r"vt.behaviour.registry_keys_set:hkcu\\software*") == {"VirusTotal Jujubox", "Zenbox"}
+    # the Query DSL prefix query normalizes too; the summary keeps VT's spelling
+    answer = es_client.search(index=alias, query={"prefix": {"vt.behaviour.registry_keys_set": "hku\\s-1-5-21"}})
+    [hit] = answer["hits"]["hits"]
+    assert hit["_source"]["vt.behaviour.registry_keys_set"] == [spellings["Lastline"]]
+    # command lines stay exact keywords: their case matters
+    assert sandboxes(r"vt.behaviour.command_executions:*CMD.exe*") == set(spellings)
+    assert sandboxes(r"vt.behaviour.command_executions:*cmd.exe*") == set()
+
+
 def test_bad_lines_and_refused_documents_are_counted_and_the_rest_indexed(
     es_client: Elasticsearch, ready: str, tmp_path: Path
 ) -> None:
@@ -501,9 +566,9 @@ def test_search_summaries_finds_newest_first(es_client: Elasticsearch, ready: st
     assert search_summaries(es_client, f'vt.id:"{one["vt.id"]}"', feeds=["files", "urls"],
                             prefix=ready) == [one]
     assert one["vt.id"] in summaries_table(hits)
-    with pytest.raises(ElasticsearchRequestError) as raised:
+    with pytest.raises(InvalidQueryError) as raised:
         search_summaries(es_client, "vt.id:(", feeds=["files"], prefix=ready)
-    assert "\n" not in str(raised.value) and "400" in str(raised.value)
+    assert str(raised.value) == 'invalid query: Encountered "<EOF>" at line 1, column 7 (query: vt.id:()'
 
 
 # --- reports ----------------------------------------------------------------------------------

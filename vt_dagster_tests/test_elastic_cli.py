@@ -6,12 +6,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from elasticsearch import Elasticsearch
 
 from vt_dagster.elastic import index_reports, index_summary_file
 from vt_dagster.emulator import generate_batch
+from vt_dagster.local_es import free_port
 from vt_dagster.storage import raw_batch_path, summary_path
 from vt_dagster.summaries import summarize_batch_file
 
@@ -52,7 +54,20 @@ def test_setup_lookup_and_search_from_the_command_line(es_url: str, es_client: E
     assert lines[2] == "unknown.example: not in the report cache"
 
     table = cli(es_url, index_prefix, "search", f'vt.id:"{file_summary["vt.id"]}"')
-    assert table.returncode == 0 and file_summary["vt.id"] in table.stdout and "vt.feed" in table.stdout
+    assert table.returncode == 0 and file_summary["vt.id"] in table.stdout and "detections" in table.stdout
 
     broken = cli(es_url, index_prefix, "search", "vt.id:(")
     assert broken.returncode == 2 and len(broken.stderr.strip().splitlines()) == 1
+
+
+def test_each_command_says_elasticsearch_is_unreachable_in_one_line_within_seconds() -> None:
+    port = free_port()
+    secret = "pw-9c1e7a0b"
+    for args in (["setup-elasticsearch"], ["lookup", "a" * 64], ["search", "vt.id:x"]):
+        started = time.monotonic()
+        done = cli(f"http://elastic:{secret}@127.0.0.1:{port}", "vt", *args)
+        assert time.monotonic() - started < 10
+        assert done.returncode == 2 and done.stdout == "", args
+        [line] = done.stderr.splitlines()
+        assert f"Elasticsearch at http://127.0.0.1:{port} is unreachable (Connection refused)" in line, line
+        assert secret not in line

@@ -39,6 +39,7 @@ from vt_dagster.emulator import (
 )
 from vt_dagster.emulator.server import config_from_args, index_batch_dir
 from vt_dagster.feeds import FEEDS, get_feed
+from vt_dagster.summarize import MAX_BEHAVIOUR_PATHS
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2024, 5, 1, 12, 30, 30, tzinfo=UTC)
@@ -163,6 +164,25 @@ def check_behaviour(obj: dict) -> None:
     for key in ("processes_created", "dns_lookups", "ip_traffic", "http_conversations", "mitre_attack_techniques"):
         assert isinstance(obj["attributes"][key], list)
     assert all(conversation["url"] for conversation in obj["attributes"]["http_conversations"])
+    attributes = obj["attributes"]
+    assert all(isinstance(item["key"], str) for item in attributes.get("registry_keys_set", []))
+    assert all(isinstance(item["path"], str) for item in attributes.get("files_dropped", []))
+    for key in ("registry_keys_deleted", "files_written", "files_deleted"):
+        assert all(isinstance(item, str) and item for item in attributes.get(key, []))
+
+
+def test_behaviours_carry_persistence_traces_and_sometimes_more_than_a_summary_keeps() -> None:
+    objects = generate_objects("file_behaviours", "202405011100", 5, 300)
+    keys = [item["key"] for obj in objects for item in obj["attributes"].get("registry_keys_set", [])]
+    assert any("\\CurrentVersion\\Run\\" in key for key in keys)
+    assert any("\\CURRENTVERSION\\RUN\\" in key for key in keys)  # sandboxes differ in case
+    assert any("\\Services\\" in key and key.endswith("\\ImagePath") for key in keys)
+    assert any(obj["attributes"].get("registry_keys_deleted") for obj in objects)
+    assert any(obj["attributes"].get("files_deleted") for obj in objects)
+    dropped = [item for obj in objects for item in obj["attributes"].get("files_dropped", [])]
+    assert any("sha256" not in item for item in dropped) and any("type" in item for item in dropped)
+    longest = max(len(obj["attributes"].get("registry_keys_set", [])) for obj in objects)
+    assert longest > MAX_BEHAVIOUR_PATHS
 
 
 def test_generate_object_accepts_api_paths_and_uses_the_batch_time() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -19,9 +20,11 @@ from vt_dagster.assets.elasticsearch import (
 )
 from vt_dagster.assets.raw_batch import build_raw_batch_asset
 from vt_dagster.assets.summaries import build_summaries_asset
+from vt_dagster import elastic
 from vt_dagster.elastic import batch_counts, lookup, search_summaries
 from vt_dagster.emulator import EmulatorConfig, FeedsEmulator
 from vt_dagster.feeds import get_feed, minute_key
+from vt_dagster.local_es import free_port
 from vt_dagster.partitions import minute_partitions
 from vt_dagster.resources import VTElasticsearchResource, VTFeedsResource, VTStorageResource, VTSummarizerResource
 from vt_dagster.sensors import GRACE_PARTITIONS, build_backfill_sensor
@@ -182,3 +185,78 @@ def test_sensor_skips_with_a_reason_when_elasticsearch_is_down(resources, tmp_pa
     down = {**resources, "vt_elasticsearch": VTElasticsearchResource(url="http://127.0.0.1:1")}
     tick = evaluate_sensor(down)
     assert not tick.run_requests and "unreachable" in tick.skip_message
+
+
+def retried(result: dg.ExecuteInProcessResult) -> list:
+    return [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+
+
+def resources_without_es(emulator, root: Path, es_url: str, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """The chain's resources with Elasticsearch at `es_url` (no node of the session needed)."""
+    monkeypatch.setenv("VT_API_KEY", emulator.config.api_key)
+    return {
+        "vt_feeds": VTFeedsResource(api_key=dg.EnvVar("VT_API_KEY"), api_url=emulator.base_url),
+        "vt_storage": VTStorageResource(root=str(root)),
+        "vt_summarizer": VTSummarizerResource(workers=1),
+        "vt_elasticsearch": VTElasticsearchResource(url=es_url),
+    }
+
+
+def test_es_stopped_fails_both_stages_in_one_line_within_10_s(emulator, tmp_path: Path, monkeypatch) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    resources = resources_without_es(emulator, tmp_path, url, monkeypatch)
+    key = recent_minutes(1, start_ago=210)[0]
+    instance = dg.DagsterInstance.ephemeral()
+    assert dg.materialize(chain()[:2], resources=resources, instance=instance, partition_key=key).success
+
+    started = time.monotonic()
+    result = dg.materialize(chain()[2:], resources=resources, instance=instance, partition_key=key,
+                            raise_on_error=False)
+    assert time.monotonic() - started < 10
+    descriptions = sorted(e.step_failure_data.user_failure_data.description for e in result.get_step_failure_events())
+    assert [d.split(":")[0] for d in descriptions] == ["files/report_cache", "files/summary_index"]
+    for description in descriptions:
+        assert f"Elasticsearch at {url} is unreachable (Connection refused)" in description and "\n" not in description
+    assert not retried(result), "nothing answers: the stage fails at once instead of waiting 90 s for retries"
+
+
+def test_an_unreadable_raw_batch_fails_report_cache_at_once_without_retries(resources) -> None:
+    run_setup(resources)
+    key = recent_minutes(1, start_ago=220)[0]
+    raw = raw_batch_path(Path(resources["vt_storage"].root), "files", key)
+    raw.parent.mkdir(parents=True)
+    raw.write_bytes(b"BZh91AY&SY not the rest of a bz2 stream")
+    started = time.monotonic()
+    result = dg.materialize([build_report_cache_asset(FILES)], resources=resources, partition_key=key,
+                            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    assert time.monotonic() - started < 10
+    [failure] = result.get_step_failure_events()
+    description = failure.step_failure_data.user_failure_data.description
+    assert f"{raw}: not a readable bz2 batch" in description and "\n" not in description
+    assert not retried(result), "a broken file does not heal by waiting"
+
+
+def test_sensor_waits_once_per_tick_for_a_cluster_that_does_not_answer(
+    emulator, tmp_path: Path, unanswering_es_url: str, monkeypatch
+) -> None:
+    feeds = [FILES, get_feed("urls")]
+    resources = resources_without_es(emulator, tmp_path, unanswering_es_url, monkeypatch)
+    key = recent_minutes(1, start_ago=200)[0]
+    for feed in feeds:
+        summary = summary_path(tmp_path, feed.name, key)
+        summary.parent.mkdir(parents=True)
+        summary.write_text("")
+    sensor = build_backfill_sensor(feeds)
+    context = dg.build_sensor_context(
+        instance=dg.DagsterInstance.ephemeral(),
+        definitions=dg.Definitions(assets=[b(f) for f in feeds for b in (build_raw_batch_asset, build_summaries_asset,
+                                   build_summary_index_asset, build_report_cache_asset)],
+                                   sensors=[sensor], resources=resources),
+        resources={k: resources[k] for k in ("vt_storage", "vt_elasticsearch")},
+    )
+    started = time.monotonic()
+    tick = sensor.evaluate_tick(context)
+    one_wait = elastic.CONNECT_TIMEOUT_S * (elastic.TRANSPORT_RETRIES + 1)
+    assert time.monotonic() - started < one_wait + 2 < 2 * one_wait
+    assert not tick.run_requests and "\n" not in tick.skip_message
+    assert tick.skip_message.startswith(f"files: Elasticsearch at {unanswering_es_url} is unreachable (timed out)")

@@ -13,7 +13,7 @@ import pytest
 from vt_dagster.assets.raw_batch import build_raw_batch_asset
 from vt_dagster.feeds import get_feed, minute_key
 from vt_dagster.resources import VTFeedsResource, VTStorageResource
-from vt_dagster.storage import raw_batch_path, verify_batch_file
+from vt_dagster.storage import missing_marker_path, raw_batch_path, verify_batch_file
 
 SECRET_KEY = "vt-secret-key-5d1f0c7a9e"
 UTC = dt.timezone.utc
@@ -138,6 +138,28 @@ def test_wrong_key_fails_the_run_without_retries(secret_emulator, tmp_path, dags
     asked = [r.path for r in secret_emulator.requests if "/_download" not in r.path]
     assert asked and all(r.status == 401 for r in secret_emulator.requests)
     assert len(asked) == len(set(asked)) <= len(keys), "a 401 is never retried"
+
+
+def test_missing_minutes_materialized_one_run_each_fail_the_run_past_the_limit(
+    secret_emulator, tmp_path, dagster_home, monkeypatch
+) -> None:
+    first = dt.datetime.now(UTC) - dt.timedelta(minutes=200)
+    streak = [minute_key(first + dt.timedelta(minutes=m)) for m in range(4)]
+    secret_emulator.config.gap_minutes.update(streak)
+    assets = [build_raw_batch_asset(get_feed("files"))]
+    resources = resources_for(secret_emulator, tmp_path, monkeypatch)
+    instance = dg.DagsterInstance.get()
+    runs = [dg.materialize(assets, resources=resources, instance=instance, partition_key=minute, raise_on_error=False)
+            for minute in streak]
+    assert [run.success for run in runs] == [True, True, True, False]
+    assert [run.get_asset_materialization_events()[0].materialization.metadata["status"].value
+            for run in runs[:3]] == ["missing"] * 3
+    [failure] = runs[3].get_step_failure_events()
+    assert failure.step_failure_data.user_failure_data.description == (
+        f"files: 4 consecutive minutes without a batch ({streak[0]}..{streak[3]}), more than the 3 VT calls "
+        "normal: the feed may be down; these minutes are not remembered as missing and will be asked for again")
+    assert not [e for e in runs[3].all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert not [m for m in streak if missing_marker_path(tmp_path, "files", m).exists()]
 
 
 def test_single_partition_run_of_the_newest_minute(secret_emulator, tmp_path, dagster_home, monkeypatch) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import stat
 import subprocess
 import sys
 import textwrap
@@ -12,7 +13,7 @@ import pytest
 
 from vt_dagster.feeds import get_feed, minute_key, newest_available_minute
 from vt_dagster.raw_batches import RawBatchError, fetch_batches
-from vt_dagster.storage import missing_marker_path, raw_batch_path, verify_batch_file
+from vt_dagster.storage import incident_note_path, missing_marker_path, raw_batch_path, verify_batch_file
 from vt_dagster.vt_client import FeedAuthError, FeedsClient, NotAvailableYetError, TransientFeedError
 
 FILES = get_feed("files")
@@ -106,6 +107,83 @@ def test_three_consecutive_404s_are_normal(emulator, feeds_client, tmp_path) -> 
         emulator.config.gap_minutes.add(batch)
     outcomes = fetch_batches(feeds_client, tmp_path, FILES, batches, max_consecutive_missing=3)
     assert [o.status for o in outcomes] == ["downloaded", "missing", "missing", "missing", "downloaded", "downloaded"]
+
+
+def streak_of(minutes: list[str]) -> str:
+    """The pattern of the error naming a streak of these minutes."""
+    return rf"{len(minutes)} consecutive minutes without a batch \({minutes[0]}\.\.{minutes[-1]}\)"
+
+
+def remembered_missing(root: Path, batches: list[str]) -> list[str]:
+    return [batch for batch in batches if missing_marker_path(root, "files", batch).exists()]
+
+
+def fetch_one_by_one(client, root: Path, batches: list[str]) -> list[str]:
+    """Fetch each minute in its own run, as the live schedule does; the statuses."""
+    return [fetch_batches(client, root, FILES, [batch], max_consecutive_missing=3)[0].status for batch in batches]
+
+
+def test_404_streak_across_single_minute_runs_fails_on_the_first_minute_past_the_limit(
+    emulator, feeds_client, tmp_path
+) -> None:
+    streak = [minutes_ago(m) for m in range(150, 146, -1)]
+    emulator.config.gap_minutes.update(streak)
+    assert fetch_one_by_one(feeds_client, tmp_path, streak[:3]) == ["missing"] * 3
+    assert remembered_missing(tmp_path, streak) == streak[:3]
+
+    with pytest.raises(RawBatchError, match=streak_of(streak[:4])) as raised:
+        fetch_batches(feeds_client, tmp_path, FILES, [streak[3]], max_consecutive_missing=3)
+    assert "\n" not in str(raised.value) and not raised.value.retryable
+    assert remembered_missing(tmp_path, streak) == [], "no minute of an incident stays remembered as missing"
+
+
+def test_an_incident_stays_loud_until_vt_serves_its_minutes_again(emulator, feeds_client, tmp_path) -> None:
+    streak = [minutes_ago(m) for m in range(160, 155, -1)]
+    emulator.config.gap_minutes.update(streak)
+    fetch_one_by_one(feeds_client, tmp_path, streak[:3])
+    with pytest.raises(RawBatchError):
+        fetch_one_by_one(feeds_client, tmp_path, streak[3:4])
+    with pytest.raises(RawBatchError, match=streak_of(streak[:4])):
+        fetch_one_by_one(feeds_client, tmp_path, streak[3:4])  # the retry of the failed minute
+    with pytest.raises(RawBatchError, match=streak_of(streak)):
+        fetch_one_by_one(feeds_client, tmp_path, streak[4:])  # the next live minute
+    emulator.clear_requests()
+    with pytest.raises(RawBatchError, match=streak_of(streak)):
+        fetch_batches(feeds_client, tmp_path, FILES, streak, max_consecutive_missing=3)
+    assert len(api_requests(emulator, "/feeds/")) == 5, "every minute of the incident is asked for again"
+
+    emulator.config.gap_minutes.clear()
+    outcomes = fetch_batches(feeds_client, tmp_path, FILES, streak, max_consecutive_missing=3)
+    assert [o.status for o in outcomes] == ["downloaded"] * 5
+    assert only_files(tmp_path / "raw") == [f"{batch}.bz2" for batch in streak], "no note is left"
+
+
+def test_a_streak_straddling_the_range_start_counts_the_404s_of_earlier_runs(emulator, feeds_client, tmp_path) -> None:
+    minutes = [minutes_ago(m) for m in range(170, 164, -1)]
+    emulator.config.gap_minutes.update(minutes[:4])
+    fetch_one_by_one(feeds_client, tmp_path, minutes[:2])
+    with pytest.raises(RawBatchError, match=streak_of(minutes[:4])):
+        fetch_batches(feeds_client, tmp_path, FILES, minutes[2:], max_consecutive_missing=3)
+    assert remembered_missing(tmp_path, minutes) == []
+    assert all(incident_note_path(tmp_path, "files", batch).exists() for batch in minutes[:4])
+    assert all(verify_batch_file(raw_batch_path(tmp_path, "files", b)).ok for b in minutes[4:]), \
+        "the minutes VT served are kept"
+
+
+def test_a_range_older_than_remembered_404s_counts_them_too(emulator, feeds_client, tmp_path) -> None:
+    minutes = [minutes_ago(m) for m in range(180, 176, -1)]
+    emulator.config.gap_minutes.update(minutes)
+    fetch_batches(feeds_client, tmp_path, FILES, minutes[2:], max_consecutive_missing=3)
+    with pytest.raises(RawBatchError, match=streak_of(minutes[:4])):
+        fetch_batches(feeds_client, tmp_path, FILES, minutes[:2], max_consecutive_missing=3)
+
+
+def test_a_served_minute_ends_a_streak_of_earlier_404s(emulator, feeds_client, tmp_path) -> None:
+    minutes = [minutes_ago(m) for m in range(190, 183, -1)]
+    emulator.config.gap_minutes.update(minutes[:3] + minutes[4:])
+    statuses = fetch_one_by_one(feeds_client, tmp_path, minutes)
+    assert statuses == ["missing"] * 3 + ["downloaded"] + ["missing"] * 3
+    assert remembered_missing(tmp_path, minutes) == minutes[:3] + minutes[4:]
 
 
 def test_wrong_key_fails_at_once_with_one_line_and_no_retry(emulator, tmp_path) -> None:
@@ -227,6 +305,17 @@ def test_gap_minutes_inside_an_hourly_package_are_recorded_missing(emulator, fee
     assert outcomes[hour[10]].status == outcomes[hour[40]].status == "missing"
     assert missing_marker_path(tmp_path, "files", hour[40]).exists()
     assert sum(o.status == "downloaded" for o in outcomes.values()) == 58
+
+
+def test_downloaded_and_unpacked_batches_follow_the_umask(emulator, feeds_client, tmp_path, process_umask) -> None:
+    process_umask(0o027)
+    hour = hour_keys(8)
+    single = minutes_ago(90)
+    emulator.config.gap_minutes.add(hour[5])
+    fetch_batches(feeds_client, tmp_path, FILES, hour + [single])
+    written = [raw_batch_path(tmp_path, "files", batch) for batch in (hour[0], hour[59], single)]
+    written.append(missing_marker_path(tmp_path, "files", hour[5]))
+    assert [oct(stat.S_IMODE(path.stat().st_mode)) for path in written] == ["0o640"] * 4
 
 
 def test_hourly_package_failure_falls_back_to_minutes(emulator, feeds_client, tmp_path) -> None:

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import bz2
 import os
+import stat
 import time
 from pathlib import Path
 
 import pytest
 
+from vt_dagster.emulator import generate_batch
 from vt_dagster.storage import (
+    NotARegularFileError,
     atomic_writer,
     missing_marker_path,
     raw_batch_path,
+    record_summary_count,
     remove_stale_parts,
+    summary_counts_path,
     summary_path,
     verify_batch_file,
+    write_missing_marker,
 )
+from vt_dagster.summaries import summarize_batch_file
 
 
 def test_raw_and_summary_paths_follow_the_design_layout(tmp_path: Path) -> None:
@@ -43,6 +50,47 @@ def test_atomic_writer_replaces_only_after_success(tmp_path: Path) -> None:
             raise RuntimeError("connection lost")
     assert target.read_bytes() == b"first"
     assert list(target.parent.iterdir()) == [target], "no temp file may remain"
+
+
+def test_atomic_writer_refuses_a_symlink_even_to_a_regular_file(tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    target.write_bytes(b"kept")
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    with pytest.raises(NotARegularFileError, match=f"^{link} is a symbolic link, not a regular file"):
+        with atomic_writer(link) as handle:
+            handle.write(b"new")
+    assert link.is_symlink() and target.read_bytes() == b"kept"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "target"]
+
+
+def test_atomic_writer_checks_the_destination_again_before_renaming(tmp_path: Path) -> None:
+    dest = tmp_path / "out"
+    with pytest.raises(NotARegularFileError, match="is a fifo"):
+        with atomic_writer(dest) as handle:
+            handle.write(b"new")
+            os.mkfifo(dest)
+    assert stat.S_ISFIFO(os.lstat(dest).st_mode) and [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640)])
+def test_files_written_follow_the_umask_so_other_users_can_read_them(
+    tmp_path: Path, process_umask, umask: int, mode: int
+) -> None:
+    process_umask(umask)
+    batch = "202611230700"
+    written = tmp_path / "any" / "file.bz2"
+    with atomic_writer(written) as handle:
+        handle.write(b"x")
+    raw = raw_batch_path(tmp_path, "files", batch)
+    with atomic_writer(raw) as handle:
+        handle.write(generate_batch("files", batch, 1, 2))
+    summary = summarize_batch_file(raw, summary_path(tmp_path, "files", batch), feed="files", batch=batch)
+    record_summary_count(tmp_path, "files", batch, summary.documents)
+    files = [written, raw, Path(summary.path), summary_counts_path(tmp_path, "files", "2026-11-23"),
+             write_missing_marker(tmp_path, "files", "202611230701", 404, "no batch")]
+    assert {path.name: oct(stat.S_IMODE(path.stat().st_mode)) for path in files} == \
+        {path.name: oct(mode) for path in files}
 
 
 def test_verify_counts_objects_of_a_complete_batch(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from vt_dagster.emulator import generate_batch, generate_objects
 from vt_dagster.summaries import BatchReadError, parse_feed_line, summarize_batch_file
 from vt_dagster.summarize import ATTRIBUTES_READ, summarize_object
 from vt_dagster.whitelist import UrlWhitelist
-from vt_dagster_tests.test_summarize import MAXIMAL_OBJECTS
+from vt_dagster_tests.test_summarize import MAXIMAL_OBJECTS, overfull_behaviour_object
 
 BATCH = "202611230700"
 WHITELIST = UrlWhitelist.default()
@@ -41,7 +41,9 @@ def test_fast_parse_gives_the_same_summary_as_full_json(feed: str) -> None:
 def test_fast_parse_agrees_on_the_real_samples_and_maximal_objects(samples_dir: Path) -> None:
     objects = [(json.loads(p.read_text()), None) for p in sorted(samples_dir.glob("*.json"))]
     objects += [(make(), feed) for feed, make in MAXIMAL_OBJECTS.items()]
-    feed_of = {"file": "files", "url": "urls", "domain": "domains", "ip_address": "ip_addresses"}
+    objects.append((overfull_behaviour_object(), "file_behaviours"))
+    feed_of = {"file": "files", "url": "urls", "domain": "domains", "ip_address": "ip_addresses",
+               "file_behaviour": "file_behaviours"}
     for obj, feed in objects:
         bare = obj.get("data", obj)
         feed = feed or feed_of[bare["type"]]
@@ -49,6 +51,26 @@ def test_fast_parse_agrees_on_the_real_samples_and_maximal_objects(samples_dir: 
             line = json.dumps(shape).encode()
             assert summarize_object(parse_feed_line(line), feed=feed, batch=BATCH, whitelist=WHITELIST) == \
                 summarize_object(json.loads(line), feed=feed, batch=BATCH, whitelist=WHITELIST)
+
+
+@pytest.mark.parametrize(("traces", "expected"), [
+    ({"registry_keys_set": ["HKCU\\Run\\a", {"key": "HKCU\\Run\\b", "value": "x" * 5000}, 3]},
+     {"vt.behaviour.registry_keys_set": ["HKCU\\Run\\a", "HKCU\\Run\\b", "3"]}),
+    ({"registry_keys_set": {"key": "HKCU\\Run\\lone"}, "files_dropped": "C:\\lone.exe"},
+     {"vt.behaviour.registry_keys_set": ["HKCU\\Run\\lone"], "vt.behaviour.files_dropped": ["C:\\lone.exe"]}),
+    ({"files_dropped": [{"path": "C:\\a.exe", "sha256": "5" * 64, "type": "Win32 EXE"}, "C:\\b.exe"]},
+     {"vt.behaviour.files_dropped": ["C:\\a.exe", "C:\\b.exe"], "vt.behaviour.dropped_sha256": ["5" * 64]}),
+    ({"files_dropped": [{"path": ["not", "a", "path"]}], "registry_keys_set": [{"key": {"k": 1}}]}, {}),
+])
+def test_fast_parse_agrees_on_odd_sandbox_trace_shapes(traces: dict, expected: dict) -> None:
+    """The fast parser keeps only `key`, `path` and `sha256` of trace items; shapes it does not
+    expect fall back to the full parser and must summarize the same."""
+    obj = {"type": "file_behaviour", "id": "a" * 64 + "_Zenbox", "attributes": traces}
+    line = json.dumps(obj).encode()
+    fast, _ = summarize_object(parse_feed_line(line), feed="file_behaviours", batch=BATCH, whitelist=WHITELIST)
+    full, _ = summarize_object(json.loads(line), feed="file_behaviours", batch=BATCH, whitelist=WHITELIST)
+    assert fast == full
+    assert {key: value for key, value in fast.items() if key.startswith("vt.behaviour.")} == expected
 
 
 def test_every_attribute_a_summarizer_reads_is_decoded_by_the_fast_parser() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import bz2
 import datetime as dt
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -140,6 +142,44 @@ def test_create_single_summary_refuses_what_is_not_a_batch_in_one_line(tmp_path:
     done = _cli("create-single-summary", str(path))
     assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "summary").exists()
+
+
+def make_node(kind: str, path: Path, target: Path) -> None:
+    """Put a `kind` of file system node at `path` (skips when this user may not make it)."""
+    if kind == "symbolic link":
+        path.symlink_to(target)
+    elif kind == "fifo (named pipe)":
+        os.mkfifo(path)
+    elif kind == "character device":
+        try:
+            os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # what /dev/null is
+        except PermissionError:
+            pytest.skip("making a character device needs CAP_MKNOD (root), which this user lacks")
+    else:
+        path.mkdir()
+
+
+@pytest.mark.parametrize("kind", ["symbolic link", "fifo (named pipe)", "character device", "directory"])
+def test_create_single_summary_output_never_replaces_what_is_not_a_regular_file(tmp_path: Path, kind: str) -> None:
+    key = "202611230700"
+    raw = raw_batch_path(tmp_path, "files", key)
+    raw.parent.mkdir(parents=True)
+    raw.write_bytes(generate_batch("files", key, 1, 3))
+    target = tmp_path / "a-regular-file.txt"
+    target.write_text("kept\n")
+    dest = tmp_path / "out" / "summary.ndjson"
+    dest.parent.mkdir()
+    make_node(kind, dest, target)
+    before = os.lstat(dest)
+
+    done = _cli("create-single-summary", str(raw), "--output", str(dest))
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"vt-dagster create-single-summary: {dest} is a {kind}, not a regular file: refusing to replace it"]
+    after = os.lstat(dest)
+    assert (after.st_ino, stat.S_IFMT(after.st_mode)) == (before.st_ino, stat.S_IFMT(before.st_mode))
+    assert target.read_text() == "kept\n", "a symlink's target is left alone"
+    assert [p.name for p in dest.parent.iterdir()] == [dest.name], "no temp file is left beside it"
 
 
 def test_back_populate_summarizes_only_batches_without_a_summary(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """What every stage's asset shares: partitions, backfill policy, group, owners, freshness."""
 
 import datetime as dt
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,17 +19,26 @@ LIVE_FRESHNESS = dg.FreshnessPolicy.time_window(
 )
 
 
-def stage_asset_options(feed: Feed, stage: str) -> dict[str, Any]:
-    """Keyword arguments of `@dg.asset` common to `<feed>/<stage>` for every feed and stage."""
-    return {
-        "key": dg.AssetKey([feed.name, stage]),
-        "partitions_def": minute_partitions,
-        "backfill_policy": BACKFILL_POLICY,
-        "group_name": feed.name,
-        "owners": OWNERS,
-        "tags": {"feed": feed.name, "stage": stage},
-        "freshness_policy": LIVE_FRESHNESS,
-    }
+def stage_asset(feed: Feed, stage: str, **options: Any) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+    """`@dg.asset` for `<feed>/<stage>`: what every feed and stage shares, plus the stage's `options`.
+
+    `backfill_policy` is a beta parameter of `@dg.asset` in Dagster 1.13 and warns once per
+    asset (a console full of them on every load of the code location). The project pins
+    dagster to 1.13.* so the parameter cannot change under it: that warning, of this call, is
+    silenced; any other warning (another beta parameter too) still shows.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Parameter `backfill_policy` ", category=dg.BetaWarning)
+        return dg.asset(
+            key=dg.AssetKey([feed.name, stage]),
+            partitions_def=minute_partitions,
+            backfill_policy=BACKFILL_POLICY,
+            group_name=feed.name,
+            owners=OWNERS,
+            tags={"feed": feed.name, "stage": stage},
+            freshness_policy=LIVE_FRESHNESS,
+            **options,
+        )
 
 
 def batch_check_result(check_name: str, asset_key: dg.AssetKey, problems: dict[str, str | None],

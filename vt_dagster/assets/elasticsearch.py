@@ -9,16 +9,20 @@ from vt_dagster.apm import StageTransaction, VTApmResource, optional_apm
 from vt_dagster.assets.raw_batch import raw_batch_key
 from vt_dagster.assets.summaries import summaries_key
 from vt_dagster.elastic import (
+    BatchReadError,
     ElasticsearchError,
+    ElasticsearchUnavailable,
     IndexResult,
+    alias_exists,
     batch_counts,
     index_reports,
     index_summary_file,
+    refresh_alias,
     run_concurrently,
     setup_elasticsearch,
 )
 from vt_dagster.feeds import Feed, enabled_feeds
-from vt_dagster.assets.common import batch_check_result, present_files, stage_asset_options
+from vt_dagster.assets.common import batch_check_result, present_files, stage_asset
 from vt_dagster.resources import VTElasticsearchResource, VTStorageResource
 from vt_dagster.storage import raw_batch_path, read_summary_counts, summary_path
 
@@ -50,9 +54,20 @@ def index_metadata(result: IndexResult) -> dict:
     return metadata
 
 
+def elasticsearch_failure(stage: str, exc: ElasticsearchError | BatchReadError | OSError) -> dg.Failure:
+    """The one-line failure of an Elasticsearch stage.
+
+    Not retried by Dagster when waiting cannot help or would only delay the failure: an
+    unreadable input file, and a cluster that does not answer (the client already retried
+    within seconds; the gap-filling sensor asks for the batches again once it answers).
+    """
+    retry = isinstance(exc, ElasticsearchError) and not isinstance(exc, ElasticsearchUnavailable)
+    return dg.Failure(f"{stage}: {exc}", allow_retries=retry)
+
+
 def require_alias(client, alias: str) -> None:
     """One clear line instead of every document failing when setup was never run."""
-    if not client.indices.exists_alias(name=alias):
+    if not alias_exists(client, alias):
         raise dg.Failure(
             f"Elasticsearch alias {alias} does not exist: run the setup_elasticsearch job "
             "(or `vt-dagster setup-elasticsearch`) first", allow_retries=False,
@@ -74,8 +89,8 @@ def build_summary_index_asset(feed: Feed, *, with_apm: bool = False) -> dg.Asset
     """`<feed>/summary_index`; `with_apm`: it takes the `vt_apm` resource (else APM is off)."""
     key = summary_index_key(feed)
 
-    @dg.asset(
-        **stage_asset_options(feed, "summary_index"),
+    @stage_asset(
+        feed, "summary_index",
         deps=[summaries_key(feed)],
         kinds={"elasticsearch"},
         retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
@@ -119,10 +134,10 @@ def build_summary_index_asset(feed: Feed, *, with_apm: bool = False) -> dg.Asset
                     failures[batch] = result
             transaction.label(indexed=documents, failed=sum(r.failed for r in failures.values()))
             fail_on_lost_documents(feed, "summary_index", failures)
-            client.indices.refresh(index=alias)
+            refresh_alias(client, alias)
             check = count_check(feed, root, indexed_batches, batch_counts(client, alias, indexed_batches))
-        except ElasticsearchError as exc:
-            raise dg.Failure(str(exc)) from None
+        except (ElasticsearchError, OSError) as exc:
+            raise elasticsearch_failure(f"{feed.name}/summary_index", exc) from None
         finally:
             client.close()
         return dg.MaterializeResult(check_results=[check])
@@ -145,8 +160,8 @@ def count_check(feed: Feed, root, batches: list[str], in_es: dict[str, int]) -> 
 def build_report_cache_asset(feed: Feed, *, with_apm: bool = False) -> dg.AssetsDefinition:
     """`<feed>/report_cache`; `with_apm`: it takes the `vt_apm` resource (else APM is off)."""
 
-    @dg.asset(
-        **stage_asset_options(feed, "report_cache"),
+    @stage_asset(
+        feed, "report_cache",
         deps=[raw_batch_key(feed)],
         kinds={"elasticsearch"},
         retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
@@ -186,8 +201,8 @@ def build_report_cache_asset(feed: Feed, *, with_apm: bool = False) -> dg.Assets
                     failures[batch] = result
             transaction.label(indexed=documents, failed=sum(r.failed for r in failures.values()))
             fail_on_lost_documents(feed, "report_cache", failures)
-        except ElasticsearchError as exc:
-            raise dg.Failure(str(exc)) from None
+        except (ElasticsearchError, BatchReadError, OSError) as exc:
+            raise elasticsearch_failure(f"{feed.name}/report_cache", exc) from None
         finally:
             client.close()
 
@@ -209,7 +224,7 @@ def setup_elasticsearch_op(context: dg.OpExecutionContext, config: SetupConfig,
             update=config.update, report_aliases=settings.report_aliases,
         )
     except ElasticsearchError as exc:
-        raise dg.Failure(str(exc)) from None
+        raise elasticsearch_failure("setup_elasticsearch", exc) from None
     finally:
         client.close()
     for action in actions:

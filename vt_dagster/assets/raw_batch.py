@@ -5,7 +5,7 @@ from pydantic import Field
 
 from vt_dagster.apm import StageTransaction, VTApmResource, optional_apm
 from vt_dagster.feeds import Feed
-from vt_dagster.assets.common import stage_asset_options
+from vt_dagster.assets.common import stage_asset
 from vt_dagster.raw_batches import BatchOutcome, RawBatchError, fetch_batches
 from vt_dagster.resources import VTFeedsResource, VTStorageResource
 from vt_dagster.storage import raw_batch_path
@@ -42,8 +42,8 @@ def partition_metadata(outcome: BatchOutcome, storage: VTStorageResource, feed: 
 def build_raw_batch_asset(feed: Feed, *, with_apm: bool = False) -> dg.AssetsDefinition:
     """`<feed>/raw_batch`; `with_apm`: it takes the `vt_apm` resource (else APM is off)."""
 
-    @dg.asset(
-        **stage_asset_options(feed, "raw_batch"),
+    @stage_asset(
+        feed, "raw_batch",
         kinds={"python", "file"},
         retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
         description=(
@@ -87,7 +87,7 @@ def build_raw_batch_asset(feed: Feed, *, with_apm: bool = False) -> dg.AssetsDef
             except FeedAuthError as exc:
                 raise dg.Failure(str(exc), allow_retries=False) from None
             except RawBatchError as exc:
-                raise dg.Failure(str(exc)) from None
+                raise dg.Failure(str(exc), allow_retries=exc.retryable) from None
         counts: dict[str, int] = {}
         for outcome in outcomes:
             counts[outcome.status] = counts.get(outcome.status, 0) + 1

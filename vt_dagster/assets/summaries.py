@@ -4,8 +4,9 @@ import dagster as dg
 
 from vt_dagster.apm import StageTransaction, VTApmResource, optional_apm, record_finished_span, span
 from vt_dagster.assets.raw_batch import raw_batch_key
+from vt_dagster.config_errors import ConfigurationError
 from vt_dagster.feeds import Feed
-from vt_dagster.assets.common import batch_check_result, present_files, stage_asset_options
+from vt_dagster.assets.common import batch_check_result, present_files, stage_asset
 from vt_dagster.resources import VTStorageResource, VTSummarizerResource
 from vt_dagster.storage import raw_batch_path, record_summary_count, summary_path
 from vt_dagster.summaries import BatchSummaryResult, SummaryJob, summarize_many
@@ -94,8 +95,8 @@ def build_summaries_asset(feed: Feed, *, with_apm: bool = False) -> dg.AssetsDef
     """`<feed>/summaries`; `with_apm`: it takes the `vt_apm` resource (else APM is off)."""
     key = summaries_key(feed)
 
-    @dg.asset(
-        **stage_asset_options(feed, "summaries"),
+    @stage_asset(
+        feed, "summaries",
         deps=[raw_batch_key(feed)],
         kinds={"python", "json"},
         check_specs=[
@@ -123,6 +124,10 @@ def build_summaries_asset(feed: Feed, *, with_apm: bool = False) -> dg.AssetsDef
         transaction: StageTransaction,
     ) -> dg.MaterializeResult:
         """Summaries of every downloaded batch of the run (one process per core), and their balance check."""
+        try:  # read here so a bad VT_URL_WHITELIST fails the run with its one line before any work
+            vt_summarizer.url_whitelist()
+        except ConfigurationError as exc:
+            raise dg.Failure(str(exc), allow_retries=False) from None
         root = vt_storage.path
         raws = present_files(context, feed, root, "raw file", raw_batch_path, raw_batch_key(feed),
                              {"status": "no batch", "objects": 0, "summaries": 0})

@@ -1333,10 +1333,44 @@ SEVERITIES = ("IMPACT_SEVERITY_INFO", "IMPACT_SEVERITY_LOW", "IMPACT_SEVERITY_ME
 BEHAVIOUR_TAGS = ("DETECT_DEBUG_ENVIRONMENT", "LONG_SLEEPS", "DIRECT_CPU_CLOCK_ACCESS",
                   "CHECKS_NETWORK_ADAPTERS", "RUNTIME_MODULES", "PERSISTENCE", "CALLS_WMI",
                   "CHECKS_USER_INPUT", "OBFUSCATED", "SUDO")
-BEHAVIOUR_OPTIONAL = ("verdicts", "tags", "files_written", "mutexes_created", "command_executions")
+BEHAVIOUR_OPTIONAL = ("verdicts", "tags", "files_written", "mutexes_created", "command_executions",
+                      "files_dropped", "files_deleted", "registry_keys_set", "registry_keys_deleted")
 ROAMING = "C:\\Users\\user\\AppData\\Roaming"
+TEMP = "C:\\Users\\user\\AppData\\Local\\Temp"
 RUN_KEY = "HKEY_CURRENT_USER\\Software\\Microsoft\\Windows\\CurrentVersion\\Run"
 USER_AGENT = "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"
+# Where persistence lands, spelled as different sandboxes spell it, with the value written
+# ({name}: the implant's name, {path}: its path).
+PERSISTENCE_KEYS = (
+    (RUN_KEY + "\\{name}", "{path}"),
+    ("HKU\\S-1-5-21-1229272821-1563985344-1801674531-1003\\SOFTWARE\\MICROSOFT\\WINDOWS\\CURRENTVERSION"
+     "\\RUN\\{name}", "{path}"),
+    ("HKLM\\Software\\Microsoft\\Windows\\CurrentVersion\\RunOnce\\{name}", "\"{path}\" /autorun"),
+    ("HKLM\\System\\CurrentControlSet\\Services\\{name}\\ImagePath", "\\??\\{path}"),
+    ("HKLM\\System\\CurrentControlSet\\Services\\{name}\\Start", "DWORD (0x00000002)"),
+    ("HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\\Winlogon\\Shell", "explorer.exe, {path}"),
+    ("HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\\Image File Execution Options\\taskmgr.exe"
+     "\\Debugger", "{path}"),
+    ("HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\\Schedule\\TaskCache\\Tree\\{name}\\Index",
+     "DWORD (0x00000001)"),
+)
+# What every run touches, persistence or not.
+NOISE_KEYS = (
+    ("HKU\\S-1-5-21-575823232-3065301323-1442773979-1000\\Software\\Microsoft\\Windows\\CurrentVersion"
+     "\\Internet Settings\\ZoneMap\\AutoDetect", "1"),
+    ("HKU\\S-1-5-18\\Software\\Classes\\Local Settings\\MuiCache\\17b\\52C64B7E\\LanguageList",
+     "en-US\nen\n"),
+    ("HKLM\\SYSTEM\\ControlSet001\\Services\\BITS\\Performance\\PerfMMFileName", "Global\\MMF_BITS_s"),
+    ("\\REGISTRY\\MACHINE\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\\Time Zones"
+     "\\Iran Standard Time\\TZI", None),
+)
+DELETED_KEYS = (
+    "HKCU\\Software\\Classes\\mscfile\\shell\\open\\command",
+    "HKCU\\Software\\Classes\\ms-settings\\shell\\open\\command",
+    "HKLM\\SYSTEM\\ControlSet001\\Control\\SafeBoot\\Minimal\\WinDefend",
+    "HKCU\\Software\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\ProxyOverride",
+)
+DROPPED_TYPES = {"exe": "Win32 EXE", "dll": "Win32 DLL", "ps1": "PowerShell", "lnk": "Windows shortcut"}
 
 
 def _process_paths(rng: random.Random, sha256: str) -> list[str]:
@@ -1349,19 +1383,53 @@ def _process_paths(rng: random.Random, sha256: str) -> list[str]:
     return _sample(rng, options, 1, 5)
 
 
-def _files_written(rng: random.Random) -> list[str]:
-    return [f"{ROAMING}\\{_hex(rng, 6)}\\{rng.choice(FILE_WORDS)}.{rng.choice(('exe', 'dat', 'tmp', 'log'))}"
-            for _ in range(rng.randint(0, 8))]
+def _files_written(rng: random.Random, noisy: bool) -> list[str]:
+    written = [f"{ROAMING}\\{_hex(rng, 6)}\\{rng.choice(FILE_WORDS)}.{rng.choice(('exe', 'dat', 'tmp', 'log'))}"
+               for _ in range(rng.randint(0, 8))]
+    if noisy:  # a run that unpacks or caches a lot lists every file it touched
+        written += [f"{TEMP}\\{_hex(rng, 8)}.tmp" for _ in range(rng.randint(90, 220))]
+    return written
 
 
-def _files_dropped(rng: random.Random) -> list[Obj]:
-    return [{"path": f"%TEMP%\\{_hex(rng, 8)}.{rng.choice(('exe', 'dll', 'ps1'))}", "sha256": _hex(rng, 64)}
-            for _ in range(rng.randint(0, 4))]
+def _files_dropped(rng: random.Random, implant: str) -> list[Obj]:
+    """Dropped files: the implant first; hashes and types are not always given (some
+    sandboxes list paths only)."""
+    paths = [implant] if _chance(rng, 0.5) else []
+    paths += [f"%TEMP%\\{_hex(rng, 8)}.{rng.choice(tuple(DROPPED_TYPES))}" for _ in range(rng.randint(0, 4))]
+    dropped: list[Obj] = []
+    for path in paths:
+        item: Obj = {"path": path}
+        if _chance(rng, 0.85):
+            item["sha256"] = _hex(rng, 64)
+        if _chance(rng, 0.5):
+            item["type"] = DROPPED_TYPES[path.rpartition(".")[2]]
+        dropped.append(item)
+    return dropped
 
 
-def _registry_keys_set(rng: random.Random) -> list[Obj]:
-    return [{"key": f"{RUN_KEY}\\{rng.choice(FILE_WORDS)}", "value": f"{ROAMING}\\{_hex(rng, 6)}.exe"}
-            for _ in range(rng.randint(0, 3))]
+def _registry_keys_set(rng: random.Random, implant: str, noisy: bool) -> list[Obj]:
+    """Persistence keys (half of the runs) among the noise every run makes; a noisy run
+    writes hundreds of tracing keys, as real ones do, and may bury the persistence among them."""
+    name = implant.rsplit("\\", 1)[-1].partition(".")[0]
+    keys = [{"key": key} if value is None else {"key": key, "value": value}
+            for key, value in _sample(rng, NOISE_KEYS, 0, 3)]
+    if _chance(rng, 0.5):
+        keys += [{"key": key.format(name=name), "value": value.format(path=implant)}
+                 for key, value in _sample(rng, PERSISTENCE_KEYS, 1, 2)]
+    if noisy:
+        keys += [{"key": f"HKLM\\Software\\Microsoft\\Tracing\\{name}_RAS{_hex(rng, 4)}\\EnableFileTracing",
+                  "value": "0"} for _ in range(rng.randint(90, 220))]
+    rng.shuffle(keys)
+    return keys
+
+
+def _files_deleted(rng: random.Random, written: list[str], implant: str) -> list[str]:
+    """Clean-up: temporary files, sometimes the implant itself."""
+    deleted = [f"{TEMP}\\__PSScriptPolicyTest_{_hex(rng, 8)}.ps1" for _ in range(rng.randint(0, 3))]
+    deleted += _sample(rng, written, 0, 2)
+    if _chance(rng, 0.2):
+        deleted.append(implant)
+    return deleted
 
 
 def _dns_lookups(rng: random.Random, hosts: list[str]) -> list[Obj]:
@@ -1400,6 +1468,9 @@ def _behaviour_object(rng: random.Random, batch_time: dt.datetime, sha256: str) 
     malicious = _chance(rng, 0.6)
     family = rng.choice(FAMILIES_WIN)
     hosts = [_domain(rng) for _ in range(rng.randint(0, 5))]
+    implant = f"{ROAMING}\\{rng.choice(FILE_WORDS)}{rng.randint(1, 99)}.exe"
+    noisy = _chance(rng, 0.04)
+    written = _files_written(rng, noisy)
     attributes: Obj = {
         "sandbox_name": sandbox, "analysis_date": ts - rng.randint(0, 3000),
         "last_modification_date": ts + rng.randint(0, 59), "behash": _hex(rng, 32),
@@ -1407,9 +1478,11 @@ def _behaviour_object(rng: random.Random, batch_time: dt.datetime, sha256: str) 
         "tags": _sample(rng, BEHAVIOUR_TAGS, 0, 5),
         "processes_created": _process_paths(rng, sha256),
         "command_executions": _process_paths(rng, sha256),
-        "files_written": _files_written(rng),
-        "files_dropped": _files_dropped(rng),
-        "registry_keys_set": _registry_keys_set(rng),
+        "files_written": written,
+        "files_dropped": _files_dropped(rng, implant),
+        "files_deleted": _files_deleted(rng, written, implant),
+        "registry_keys_set": _registry_keys_set(rng, implant, noisy),
+        "registry_keys_deleted": _sample(rng, DELETED_KEYS, 0, 2),
         "mutexes_created": [rng.choice(("Global\\", "Local\\", "")) + _hex(rng, 16) for _ in range(rng.randint(0, 3))],
         "dns_lookups": _dns_lookups(rng, hosts),
         "ip_traffic": _ip_traffic(rng),
