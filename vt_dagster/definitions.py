@@ -15,6 +15,7 @@ from vt_dagster.config_errors import ConfigurationError
 from vt_dagster.feeds import enabled_feeds
 from vt_dagster.live import build_live_job, build_live_schedule, live_interval_from_env
 from vt_dagster.maintenance import build_retention_job, build_retention_schedule
+from vt_dagster.retention import retention_days_from_env
 from vt_dagster.sensors import build_backfill_sensor
 from vt_dagster.resources import (
     apm_resource_from_env,
@@ -26,6 +27,8 @@ from vt_dagster.resources import (
 
 try:
     FEEDS = enabled_feeds()
+    LIVE_INTERVAL_MINUTES = live_interval_from_env()
+    retention_days_from_env()
 except ConfigurationError as error:
     # The UI shows this as the code location's load error: the one line naming VT_FEEDS, with
     # a stack that starts here rather than inside feeds.py.
@@ -38,7 +41,7 @@ pipeline_assets = [
 ]
 
 live_job = build_live_job(pipeline_assets)
-live_schedule = build_live_schedule(live_job, live_interval_from_env())
+live_schedule = build_live_schedule(live_job, LIVE_INTERVAL_MINUTES)
 retention_job = build_retention_job(FEEDS)
 
 # forkserver + preloaded modules halves the per-step start-up cost of spawn (measured).

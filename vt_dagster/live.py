@@ -18,6 +18,7 @@ import os
 
 import dagster as dg
 
+from vt_dagster.config_errors import ConfigurationError
 from vt_dagster.feeds import minute_key, newest_available_minute
 
 LIVE_INTERVAL_ENV = "VT_LIVE_INTERVAL_MINUTES"
@@ -36,7 +37,7 @@ def live_interval_from_env(environ: dict[str, str] | None = None) -> int:
         return DEFAULT_LIVE_INTERVAL_MINUTES
     if not text.isdigit() or int(text) not in LIVE_INTERVALS:
         allowed = ", ".join(map(str, LIVE_INTERVALS))
-        raise ValueError(f"{LIVE_INTERVAL_ENV} must be one of {allowed} (minutes), not {text!r}")
+        raise ConfigurationError(LIVE_INTERVAL_ENV, f"must be one of {allowed} (minutes), not {text!r}")
     return int(text)
 
 

@@ -4,7 +4,7 @@ Dagster never deletes a run, and the live schedule makes hundreds a day; raw bat
 `files` feed alone are ~3 GB a day. Retention removes:
 - finished runs older than `VT_RUN_RETENTION_DAYS` (default 7) with their event logs (the
   SQLite shard file included) and compute logs; runs still queued or running are kept;
-- raw batches (and 404 notes) older than `VT_RAW_RETENTION_DAYS` (default 3) and summaries
+- raw batches (and 404 and incident notes, once VT's window has passed them) older than `VT_RAW_RETENTION_DAYS` (default 3) and summaries
   (with their day count files) older than `VT_SUMMARY_RETENTION_DAYS` (default 7), but only
   once every stage that reads them has materialized that partition. A file older than VT's
   own 7-day window is removed whatever its stages say: no partition can ask for it anymore.
@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vt_dagster.config_errors import ConfigurationError
 from vt_dagster.feeds import RETENTION as VT_RETENTION
 from vt_dagster.feeds import parse_minute_key
 
@@ -34,6 +35,9 @@ RETENTION_ENV = {
 # Which stages read a file: it may go only once they have all materialized its partition.
 READERS = {"raw": ("summaries", "report_cache"), "summaries": ("summary_index",)}
 RUN_BATCH = 200
+# What earlier runs noted about a minute VT did not serve (404, incident): kept while the
+# minute can still be asked for, so the alarm still counts it.
+NOTE_SUFFIXES = (".missing", ".incident")
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,7 @@ def retention_days_from_env(environ: Mapping[str, str] | None = None) -> Retenti
         elif text.isdigit() and int(text) >= 1:
             values[what] = int(text)
         else:
-            raise ValueError(f"{variable} must be a whole number of days (1 or more), not {text!r}")
+            raise ConfigurationError(variable, f"must be a whole number of days (1 or more), not {text!r}")
     return RetentionDays(**values)
 
 
@@ -114,7 +118,7 @@ def prune_data_folder(root: Path, feeds: Iterable[str], finished: Finished, days
                 batch, suffix = path.stem, path.suffix
                 if suffix == ".bz2" and _older(batch, raw_cutoff) and may_go(batch, READERS["raw"]):
                     report.removed(path, "raw")
-                elif suffix == ".missing" and _older(batch, min(raw_cutoff, window_start)):
+                elif suffix in NOTE_SUFFIXES and _older(batch, min(raw_cutoff, window_start)):
                     report.removed(path, "raw")
             _remove_if_empty(day_dir)
         summary_cutoff = now - dt.timedelta(days=days.summaries)

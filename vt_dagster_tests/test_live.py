@@ -44,7 +44,7 @@ def test_interval_comes_from_the_environment_and_must_divide_the_hour() -> None:
     assert live_interval_from_env({}) == 3
     assert live_interval_from_env({LIVE_INTERVAL_ENV: "5"}) == 5
     for bad in ("7", "0", "abc", "-3", "60"):
-        with pytest.raises(ValueError, match=f"^{LIVE_INTERVAL_ENV} must be one of 1, 2, 3"):
+        with pytest.raises(ValueError, match=f"^{LIVE_INTERVAL_ENV}: must be one of 1, 2, 3"):
             live_interval_from_env({LIVE_INTERVAL_ENV: bad})
     assert live_cron(1) == "* * * * *" and live_cron(3) == "*/3 * * * *"
 

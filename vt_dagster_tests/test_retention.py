@@ -15,7 +15,7 @@ from vt_dagster.retention import (
     prune_data_folder,
     retention_days_from_env,
 )
-from vt_dagster.storage import missing_marker_path, raw_batch_path, summary_counts_path, summary_path
+from vt_dagster.storage import incident_note_path, missing_marker_path, raw_batch_path, summary_counts_path, summary_path
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -72,13 +72,14 @@ def test_past_vts_window_nothing_can_need_a_file_anymore(tmp_path: Path) -> None
 def test_summaries_counts_and_missing_notes_expire_with_time_fast_forwarded(tmp_path: Path) -> None:
     summary = _write(summary_path(tmp_path, "files", _batch(4)))
     marker = _write(missing_marker_path(tmp_path, "files", _batch(4, 1)))
+    incident = _write(incident_note_path(tmp_path, "files", _batch(4, 2)))
     counts = _write(summary_counts_path(tmp_path, "files", (NOW - dt.timedelta(days=4)).strftime("%Y-%m-%d")))
     prune_data_folder(tmp_path, ["files"], _everything_done, DAYS, NOW)
-    assert summary.exists() and marker.exists() and counts.exists(), "inside every retention"
+    assert summary.exists() and marker.exists() and incident.exists() and counts.exists(), "inside every retention"
     later = NOW + dt.timedelta(days=5)
     report = prune_data_folder(tmp_path, ["files"], _everything_done, DAYS, later)
-    assert not summary.exists() and not marker.exists() and not counts.exists()
-    assert report.files == 3
+    assert not any(path.exists() for path in (summary, marker, incident, counts))
+    assert report.files == 4
 
 
 def test_files_not_named_like_batches_are_never_touched(tmp_path: Path) -> None:
@@ -93,7 +94,7 @@ def test_retention_days_come_from_the_environment() -> None:
     assert retention_days_from_env({"VT_RAW_RETENTION_DAYS": "1", "VT_RUN_RETENTION_DAYS": "30"}) == \
         RetentionDays(runs=30, raw=1, summaries=7)
     for bad in ("0", "-1", "two", "1.5"):
-        with pytest.raises(ValueError, match="^VT_SUMMARY_RETENTION_DAYS must be a whole number of days"):
+        with pytest.raises(ValueError, match="^VT_SUMMARY_RETENTION_DAYS: must be a whole number of days"):
             retention_days_from_env({"VT_SUMMARY_RETENTION_DAYS": bad})
 
 
