@@ -61,6 +61,9 @@ def build_live_job(assets: list[dg.AssetsDefinition]) -> dg.UnresolvedAssetJobDe
         "vt_live_job",
         selection=dg.AssetSelection.assets(*assets),
         executor_def=dg.in_process_executor,
+        # Every event is in the instance, where the UI shows it; the console copy would only
+        # fill the service's log file, hundreds of lines a run, a run every few minutes.
+        config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         description="The minutes that became available since the last live tick, every enabled feed, "
         "as far as the pipeline goes, in one process.",
     )
