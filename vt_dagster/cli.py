@@ -67,7 +67,15 @@ def _demo(args: argparse.Namespace) -> int:
     from vt_dagster.demo import run_demo
 
     return run_demo(args.data_dir.resolve(), args.dagster_home.resolve(), es_port=args.es_port,
-                    hours=args.hours, ui=not args.no_ui, ui_port=args.ui_port)
+                    hours=args.hours, ui=not args.no_ui, ui_port=args.ui_port,
+                    objects_per_minute=args.objects_per_minute)
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return number
 
 
 def _add_demo(subparsers: argparse._SubParsersAction) -> None:
@@ -75,18 +83,54 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser(
         "demo",
-        help="offline demo: local Elasticsearch + VT emulator + Dagster backfill + the Dagster UI",
-        description="Start the local Elasticsearch and the VT emulator, set Elasticsearch up, backfill "
-        "the last hours of the files and urls feeds through Dagster, show a look-up and a search, "
-        "then serve the Dagster UI on that instance until Ctrl-C.",
+        help="offline demo: local Elasticsearch + VT emulator + Dagster webserver, daemon and a real backfill",
+        description="Start the local Elasticsearch and the VT emulator, then `dagster dev` (webserver + daemon) "
+        "on the demo's instance; run the setup_elasticsearch job and a backfill of the last hours of the "
+        "enabled feeds (VT_FEEDS) through the webserver, print its progress, a look-up and a search, and "
+        "leave the Dagster UI up until Ctrl-C.",
     )
     parser.add_argument("--data-dir", type=Path, default=Path("vt_data"), help="VT_DATA_DIR for the demo")
     parser.add_argument("--dagster-home", type=Path, default=Path(".dagster_home"), help="DAGSTER_HOME")
     parser.add_argument("--es-port", type=int, default=9200, help="port of the local Elasticsearch")
     parser.add_argument("--hours", type=float, default=DEFAULT_HOURS, help="how many recent hours to backfill")
     parser.add_argument("--ui-port", type=int, default=3000, help="port of the Dagster UI")
-    parser.add_argument("--no-ui", action="store_true", help="stop after the backfill instead of serving the UI")
+    parser.add_argument("--objects-per-minute", type=_positive_int, default=None,
+                        help="objects in every emulated batch (default: the emulator's, files 100, urls 80)")
+    parser.add_argument("--no-ui", action="store_true", help="stop everything after the look-up and search")
     parser.set_defaults(handler=_demo)
+
+
+def _ui(args: argparse.Namespace) -> int:
+    import os
+
+    from vt_dagster.dagster_ui import DagsterDev, sigterm_as_interrupt
+    from vt_dagster.vt_download import prepare_dagster_home
+
+    if args.dagster_home is not None:
+        os.environ["DAGSTER_HOME"] = str(args.dagster_home.expanduser().resolve())
+    home = prepare_dagster_home()
+    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+    with sigterm_as_interrupt(), DagsterDev(home, args.port, host=args.host) as dagster:
+        dagster.wait_ready()
+        print(f"Dagster UI: {dagster.url}  (DAGSTER_HOME={home}) - Ctrl-C to stop", flush=True)
+        try:
+            code = dagster.wait()
+        except KeyboardInterrupt:
+            return 0
+    raise CommandError(f"dagster dev exited with code {code}")
+
+
+def _add_ui(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "ui", help="`dagster dev` (webserver + daemon) on ./.dagster_home, the demo's instance, by default",
+        description="Serve the Dagster UI and run the daemon with `dagster dev -m vt_dagster.definitions` on "
+        "--dagster-home, else DAGSTER_HOME, else ./.dagster_home (where the demo and vt-download keep their runs).",
+    )
+    parser.add_argument("--dagster-home", type=Path, default=None, help="DAGSTER_HOME (default: $DAGSTER_HOME, "
+                        "else ./.dagster_home)")
+    parser.add_argument("--port", type=int, default=3000, help="port of the Dagster UI")
+    parser.add_argument("--host", default="127.0.0.1", help="address the webserver listens on")
+    parser.set_defaults(handler=_ui)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,7 +172,7 @@ def _add_elastic(subparsers: argparse._SubParsersAction) -> None:
 
 
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_local_es, _add_emulator, _add_demo, _add_summaries, _add_elastic, _add_install_browser,
+    _add_local_es, _add_emulator, _add_demo, _add_ui, _add_summaries, _add_elastic, _add_install_browser,
 ]
 
 
