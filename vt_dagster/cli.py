@@ -100,39 +100,6 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_demo)
 
 
-def _ui(args: argparse.Namespace) -> int:
-    import os
-
-    from vt_dagster.dagster_ui import DagsterDev, sigterm_as_interrupt
-    from vt_dagster.vt_download import prepare_dagster_home
-
-    if args.dagster_home is not None:
-        os.environ["DAGSTER_HOME"] = str(args.dagster_home.expanduser().resolve())
-    home = prepare_dagster_home()
-    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
-    with sigterm_as_interrupt(), DagsterDev(home, args.port, host=args.host) as dagster:
-        dagster.wait_ready()
-        print(f"Dagster UI: {dagster.url}  (DAGSTER_HOME={home}) - Ctrl-C to stop", flush=True)
-        try:
-            code = dagster.wait()
-        except KeyboardInterrupt:
-            return 0
-    raise CommandError(f"dagster dev exited with code {code}")
-
-
-def _add_ui(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "ui", help="`dagster dev` (webserver + daemon) on ./.dagster_home, the demo's instance, by default",
-        description="Serve the Dagster UI and run the daemon with `dagster dev -m vt_dagster.definitions` on "
-        "--dagster-home, else DAGSTER_HOME, else ./.dagster_home (where the demo and vt-download keep their runs).",
-    )
-    parser.add_argument("--dagster-home", type=Path, default=None, help="DAGSTER_HOME (default: $DAGSTER_HOME, "
-                        "else ./.dagster_home)")
-    parser.add_argument("--port", type=int, default=3000, help="port of the Dagster UI")
-    parser.add_argument("--host", default="127.0.0.1", help="address the webserver listens on")
-    parser.set_defaults(handler=_ui)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vt-dagster",
@@ -172,7 +139,7 @@ def _add_elastic(subparsers: argparse._SubParsersAction) -> None:
 
 
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_local_es, _add_emulator, _add_demo, _add_ui, _add_summaries, _add_elastic, _add_install_browser,
+    _add_local_es, _add_emulator, _add_demo, _add_summaries, _add_elastic, _add_install_browser,
 ]
 
 

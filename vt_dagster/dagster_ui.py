@@ -41,11 +41,11 @@ class DagsterDev:
     """`dagster dev` on `dagster_home`: webserver, daemon and one code server.
 
     It runs in its own session, so stopping it reaches every process it started (the daemon,
-    the code server, run workers) whatever the terminal does; `log` None leaves its output
-    on the console, else it goes to that file.
+    the code server, run workers) whatever the terminal does; its output (runs' logs included)
+    goes to `log`, not the console.
     """
 
-    def __init__(self, dagster_home: Path, port: int, host: str = "127.0.0.1", log: Path | None = None,
+    def __init__(self, dagster_home: Path, port: int, log: Path, host: str = "127.0.0.1",
                  env: Mapping[str, str] | None = None) -> None:
         self.dagster_home = dagster_home
         self.port = port
@@ -60,22 +60,17 @@ class DagsterDev:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> None:
-        output: IO[bytes] | None = None
-        if self.log is not None:
-            self.log.parent.mkdir(parents=True, exist_ok=True)
-            output = self._log_handle = open(self.log, "ab")
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        self._log_handle = open(self.log, "ab")
         with _sigint_not_ignored_by_children():
             self._process = subprocess.Popen(
                 dagster_dev_command(self.host, self.port), env=self.env, start_new_session=True,
-                stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT if output else None,
+                stdin=subprocess.DEVNULL, stdout=self._log_handle, stderr=subprocess.STDOUT,
             )
 
     def exited(self) -> int | None:
         """The exit code once `dagster dev` has ended, else None."""
         return None if self._process is None else self._process.poll()
-
-    def _where_to_look(self) -> str:
-        return f"; its output is in {self.log}" if self.log else ""
 
     def wait_ready(self, timeout: float = 240.0) -> None:
         """Until the webserver answers and the code location is loaded (or failed to)."""
@@ -83,7 +78,7 @@ class DagsterDev:
         while time.monotonic() < deadline:
             code = self.exited()
             if code is not None:
-                raise DagsterUIError(f"dagster dev exited with code {code}{self._where_to_look()}")
+                raise DagsterUIError(f"dagster dev exited with code {code}; its output is in {self.log}")
             try:
                 entries = workspace_locations(self.url)
             except (requests.RequestException, DagsterUIError):
@@ -94,7 +89,7 @@ class DagsterDev:
             if entries and all(status == "LOADED" for status, _ in entries):
                 return
             time.sleep(0.5)
-        raise DagsterUIError(f"the Dagster webserver did not come up within {timeout:.0f} s{self._where_to_look()}")
+        raise DagsterUIError(f"the Dagster webserver did not come up within {timeout:.0f} s; see {self.log}")
 
     def wait(self) -> int:
         assert self._process is not None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import socket
 import time
@@ -23,6 +24,7 @@ import requests
 
 from vt_dagster.dagster_ui import (
     BACKFILL_TAG,
+    CODE_LOCATION_MODULE,
     RUN_DONE,
     BackfillState,
     DagsterDev,
@@ -77,9 +79,9 @@ def demo_partitions(hours: float, now: dt.datetime) -> list[str]:
     first = last - dt.timedelta(minutes=minutes - 1)
     oldest = partition_window_start(now)
     if first < oldest:
-        most = ((last - oldest).total_seconds() / 60 + 1) / 60
+        most = math.floor(((last - oldest).total_seconds() / 60 + 1) / 6) / 10
         raise ValueError(f"--hours {hours:g} reaches back past the oldest partition ({minute_key(oldest)}; "
-                         f"VT keeps 7 days): at most {most:.1f} now")
+                         f"VT keeps 7 days): at most {most:g} hours now")
     return [minute_key(first + dt.timedelta(minutes=m)) for m in range(minutes)]
 
 
@@ -268,7 +270,7 @@ def run_demo(data_dir: Path, dagster_home: Path, es_port: int = 9200, hours: flo
                 _show_lookup_and_search(data_dir, es_url, [feed.name for feed in feeds])
             if not ui:
                 if not ok:
-                    print(f"To look at the runs: vt-dagster ui --dagster-home {dagster_home}")
+                    print(f"To look at the runs: DAGSTER_HOME={dagster_home} dagster dev -m {CODE_LOCATION_MODULE}")
                 return 0 if ok else 1
             _print_ui_guide(dagster.url, backfill_id, feeds)
             print(f"Dagster UI: {dagster.url}  (up {elapsed(time.monotonic() - started)} after the start) "

@@ -1,12 +1,11 @@
 """The README's first command: the offline demo end to end (emulator, Elasticsearch, `dagster dev`,
-a real backfill), and `vt-dagster ui` on the instance it leaves behind."""
+a real backfill launched through the webserver)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -21,7 +20,6 @@ from vt_dagster.demo import STAGES, demo_partitions
 from vt_dagster.feeds import minute_key, newest_available_minute
 from vt_dagster.local_es import free_port
 from vt_dagster_tests.conftest import DEMO_PARTITIONS, DemoRun
-from vt_dagster_tests.processes import processes_with_env
 
 FEEDS = ("files", "urls")
 
@@ -104,27 +102,3 @@ def test_backfill_progress_line_counts_runs_and_asset_partitions() -> None:
     finished = BackfillState("abcdefgh", "COMPLETED_SUCCESS", ("SUCCESS",),
                              {("files", "raw_batch"): AssetProgress(3, 0, 3, 0)})
     assert finished.done and finished.succeeded
-
-
-def test_ui_serves_dagster_dev_on_the_dot_dagster_home_by_default(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("DAGSTER_HOME", None)
-    port = free_port()
-    ui = subprocess.Popen([sys.executable, "-m", "vt_dagster", "ui", "--port", str(port)], cwd=tmp_path, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
-    home = tmp_path / ".dagster_home"
-    try:
-        assert ui.stdout is not None
-        # dagster dev's own log lines come first, on the same console.
-        line = next((line for line in ui.stdout if line.startswith("Dagster UI:")), "")
-        assert line.startswith(f"Dagster UI: http://127.0.0.1:{port}") and f"DAGSTER_HOME={home}" in line, line
-        query = {"query": "{ instance { info } }"}
-        info = requests.post(f"http://127.0.0.1:{port}/graphql", json=query, timeout=30).json()
-        assert f"base_dir: {home}\n" in info["data"]["instance"]["info"]
-    finally:
-        ui.send_signal(signal.SIGTERM)
-        code = ui.wait(timeout=90)
-    left = processes_with_env("DAGSTER_HOME", str(home))
-    for pid in left:
-        os.kill(pid, signal.SIGKILL)
-    assert code == 0 and not left, left
