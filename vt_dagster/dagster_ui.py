@@ -1,8 +1,8 @@
 """`dagster dev` (webserver + daemon) on an instance, and the GraphQL calls the UI makes to it.
 
-The demo and `vt-dagster ui` serve Dagster the way an operator does. The demo then launches
-its runs through the webserver with the very mutations the UI's dialogs send, so the setup
-run and the backfill are handled by the daemon and show in the UI as an operator's would.
+The demo serves Dagster the way an operator does, then launches its runs through the
+webserver with the very mutations the UI's dialogs send, so the setup run and the backfill
+are handled by the daemon and show in the UI as an operator's would.
 """
 
 from __future__ import annotations
@@ -45,13 +45,11 @@ class DagsterDev:
     goes to `log`, not the console.
     """
 
-    def __init__(self, dagster_home: Path, port: int, log: Path, host: str = "127.0.0.1",
-                 env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, dagster_home: Path, port: int, log: Path, host: str = "127.0.0.1") -> None:
         self.dagster_home = dagster_home
         self.port = port
         self.host = host
         self.log = log
-        self.env = {**(os.environ if env is None else env), "DAGSTER_HOME": str(dagster_home)}
         self._process: subprocess.Popen[bytes] | None = None
         self._log_handle: IO[bytes] | None = None
 
@@ -64,7 +62,8 @@ class DagsterDev:
         self._log_handle = open(self.log, "ab")
         with _sigint_not_ignored_by_children():
             self._process = subprocess.Popen(
-                dagster_dev_command(self.host, self.port), env=self.env, start_new_session=True,
+                dagster_dev_command(self.host, self.port), env={**os.environ, "DAGSTER_HOME": str(self.dagster_home)},
+                start_new_session=True,
                 stdin=subprocess.DEVNULL, stdout=self._log_handle, stderr=subprocess.STDOUT,
             )
 

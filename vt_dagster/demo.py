@@ -107,7 +107,8 @@ def _prepare_environment(data_dir: Path, dagster_home: Path, api_url: str, api_k
     prepare_dagster_home()
 
 
-def feed_totals(instance: dg.DagsterInstance, run_ids: Sequence[str], feeds: Sequence[str]) -> dict[str, dict[str, int]]:
+def feed_totals(instance: dg.DagsterInstance, run_ids: Sequence[str],
+                feeds: Sequence[str]) -> dict[str, dict[str, int]]:
     """Per feed, the per-partition figures of FIGURES summed over the runs' materializations."""
     import dagster as dg
 
@@ -261,6 +262,7 @@ def run_demo(data_dir: Path, dagster_home: Path, es_port: int = 9200, hours: flo
                   f"output in {dagster.log} ...", flush=True)
             dagster.wait_ready()
             print(f"Dagster:        {dagster.url} is up ({elapsed(time.monotonic() - started)} in)")
+            _note_automation_left_on(instance)
             ok = _setup_elasticsearch(dagster)
             backfill_id = None
             if ok:
@@ -281,6 +283,14 @@ def run_demo(data_dir: Path, dagster_home: Path, es_port: int = 9200, hours: flo
                 return 0 if ok else 1
             print(f"dagster dev exited with code {code}; its output is in {dagster.log}")
             return 1
+
+
+def _note_automation_left_on(instance: dg.DagsterInstance) -> None:
+    """The demo turns no schedule or sensor on, but an instance used before may have some on."""
+    running = sorted(state.name for state in instance.all_instigator_state() if state.status.value == "RUNNING")
+    if running:
+        print(f"note: turned on in this instance earlier, so the daemon runs them too: {', '.join(running)} "
+              "(the UI's Automation page turns them off)")
 
 
 def _print_ui_guide(url: str, backfill_id: str | None, feeds: Sequence[Feed]) -> None:

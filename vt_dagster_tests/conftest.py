@@ -40,7 +40,8 @@ SERVICE_FIXTURES = {
 DEMO_HOURS = 0.1
 DEMO_PARTITIONS = round(DEMO_HOURS * 60)
 DEMO_OBJECTS = 20
-DEMO_READY_TIMEOUT_S = 280
+DEMO_READY_TIMEOUT_S = 480
+DEMO_TEST_TIMEOUT_S = 600
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
@@ -58,8 +59,13 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The tests that share the running demo go last, together, so its servers do not idle
-    through the rest of the suite (they stop at the end of the session)."""
+    through the rest of the suite (they stop at the end of the session). The first of them
+    waits for the demo (and maybe the Elasticsearch node) to start: more than the default
+    timeout on a busy 2-core machine."""
     items.sort(key=lambda item: "demo" in getattr(item, "fixturenames", ()))
+    for item in items:
+        if "demo" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.timeout(DEMO_TEST_TIMEOUT_S))
 
 
 @pytest.fixture(scope="session")
@@ -143,10 +149,7 @@ class DemoRun:
 
     output: str
     ui_url: str
-    workdir: Path
     dagster_home: Path
-    data_dir: Path
-    index_prefix: str
 
     @property
     def backfill_id(self) -> str:
@@ -189,8 +192,9 @@ def demo(es_url: str, es_client: Elasticsearch, tmp_path_factory: pytest.TempPat
         text = "".join(output)
         url = f"http://127.0.0.1:{port}"
         if f"Dagster UI: {url}" not in text:
-            pytest.fail(f"the demo did not reach its UI line:\n{text[-3000:]}\n{(workdir / 'demo.stderr').read_text()[-2000:]}")
-        yield DemoRun(text, url, workdir, home, workdir / "data", prefix)
+            stderr_tail = (workdir / "demo.stderr").read_text()[-2000:]
+            pytest.fail(f"the demo did not reach its UI line:\n{text[-3000:]}\n{stderr_tail}")
+        yield DemoRun(text, url, home)
     finally:
         process.send_signal(signal.SIGINT)
         try:

@@ -19,7 +19,8 @@ def processes_with_env(name: str, value: str) -> dict[int, str]:
             state = next((line for line in (proc / "status").read_text().splitlines() if line.startswith("State:")), "")
             if "zombie" in state:
                 continue
-            found[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+            found[int(proc.name)] = command.decode(errors="replace").strip()
         except OSError:
             continue
     return found
