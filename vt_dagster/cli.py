@@ -67,7 +67,15 @@ def _demo(args: argparse.Namespace) -> int:
     from vt_dagster.demo import run_demo
 
     return run_demo(args.data_dir.resolve(), args.dagster_home.resolve(), es_port=args.es_port,
-                    hours=args.hours, ui=not args.no_ui, ui_port=args.ui_port)
+                    hours=args.hours, ui=not args.no_ui, ui_port=args.ui_port,
+                    objects_per_minute=args.objects_per_minute)
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return number
 
 
 def _add_demo(subparsers: argparse._SubParsersAction) -> None:
@@ -75,17 +83,20 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser(
         "demo",
-        help="offline demo: local Elasticsearch + VT emulator + Dagster backfill + the Dagster UI",
-        description="Start the local Elasticsearch and the VT emulator, set Elasticsearch up, backfill "
-        "the last hours of the files and urls feeds through Dagster, show a look-up and a search, "
-        "then serve the Dagster UI on that instance until Ctrl-C.",
+        help="offline demo: local Elasticsearch + VT emulator + Dagster webserver, daemon and a real backfill",
+        description="Start the local Elasticsearch and the VT emulator, then `dagster dev` (webserver + daemon) "
+        "on the demo's instance; run the setup_elasticsearch job and a backfill of the last hours of the "
+        "enabled feeds (VT_FEEDS) through the webserver, print its progress, a look-up and a search, and "
+        "leave the Dagster UI up until Ctrl-C.",
     )
     parser.add_argument("--data-dir", type=Path, default=Path("vt_data"), help="VT_DATA_DIR for the demo")
     parser.add_argument("--dagster-home", type=Path, default=Path(".dagster_home"), help="DAGSTER_HOME")
     parser.add_argument("--es-port", type=int, default=9200, help="port of the local Elasticsearch")
     parser.add_argument("--hours", type=float, default=DEFAULT_HOURS, help="how many recent hours to backfill")
     parser.add_argument("--ui-port", type=int, default=3000, help="port of the Dagster UI")
-    parser.add_argument("--no-ui", action="store_true", help="stop after the backfill instead of serving the UI")
+    parser.add_argument("--objects-per-minute", type=_positive_int, default=None,
+                        help="objects in every emulated batch (default: the emulator's, files 100, urls 80)")
+    parser.add_argument("--no-ui", action="store_true", help="stop everything after the look-up and search")
     parser.set_defaults(handler=_demo)
 
 

@@ -7,10 +7,16 @@ else the local node from Maven Central started once for the session and stopped 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
 import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +35,14 @@ os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 SAMPLES_DIR = Path(__file__).resolve().parent / "data" / "vt_samples"
 SERVICE_FIXTURES = {
     "es_url": "es", "es_client": "es", "index_prefix": "es", "emulator": "service", "feeds_client": "service", "secret_emulator": "service",
+    "demo": "service",
 }
+# The shared demo run: DEMO_HOURS of every enabled feed (files, urls) at DEMO_OBJECTS a minute.
+DEMO_HOURS = 0.1
+DEMO_PARTITIONS = round(DEMO_HOURS * 60)
+DEMO_OBJECTS = 20
+DEMO_READY_TIMEOUT_S = 480
+DEMO_TEST_TIMEOUT_S = 600
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
@@ -43,6 +56,17 @@ def pytest_itemcollected(item: pytest.Item) -> None:
             item.add_marker(marker)
     if not any(item.get_closest_marker(name) for name in ("es", "service", "browser")):
         item.add_marker("unit")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that share the running demo go last, together, so its servers do not idle
+    through the rest of the suite (they stop at the end of the session). The first of them
+    waits for the demo (and maybe the Elasticsearch node) to start: more than the default
+    timeout on a busy 2-core machine."""
+    items.sort(key=lambda item: "demo" in getattr(item, "fixturenames", ()))
+    for item in items:
+        if "demo" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.timeout(DEMO_TEST_TIMEOUT_S))
 
 
 @pytest.fixture(scope="session")
@@ -77,11 +101,11 @@ def es_client(es_url: str) -> Iterator[Elasticsearch]:
     client.close()
 
 
-@pytest.fixture
-def index_prefix(es_client: Elasticsearch) -> Iterator[str]:
-    """A prefix no other test uses; everything created under it is deleted afterwards."""
-    prefix = f"vt-test-{uuid.uuid4().hex[:10]}"
-    yield prefix
+def _unique_prefix() -> str:
+    return f"vt-test-{uuid.uuid4().hex[:10]}"
+
+
+def _delete_everything_under(es_client: Elasticsearch, prefix: str) -> None:
     indices = es_client.indices.get(index=f"{prefix}*", expand_wildcards="all", allow_no_indices=True)
     if indices:
         es_client.indices.delete(index=",".join(indices))
@@ -89,6 +113,14 @@ def index_prefix(es_client: Elasticsearch) -> Iterator[str]:
     templates = found.get("index_templates", [])
     for template in templates:
         es_client.indices.delete_index_template(name=template["name"])
+
+
+@pytest.fixture
+def index_prefix(es_client: Elasticsearch) -> Iterator[str]:
+    """A prefix no other test uses; everything created under it is deleted afterwards."""
+    prefix = _unique_prefix()
+    yield prefix
+    _delete_everything_under(es_client, prefix)
 
 
 @pytest.fixture
@@ -144,3 +176,79 @@ def unanswering_es_url() -> Iterator[str]:
         for client in waiting:
             client.close()
         server.close()
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """The demo as a user starts it, up to its "Dagster UI:" line; its UI still serving."""
+
+    output: str
+    ui_url: str
+    dagster_home: Path
+
+    @property
+    def backfill_id(self) -> str:
+        found = re.search(r"^Backfill (\w+): ", self.output, re.MULTILINE)
+        assert found, self.output[-3000:]
+        return found.group(1)
+
+
+@pytest.fixture(scope="session")
+def demo(es_url: str, es_client: Elasticsearch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
+    """`vt-dagster demo` run once for the session (small backfill, the session's Elasticsearch).
+
+    At the end it gets Ctrl-C (SIGINT), as a user stops it: it must exit 0 and leave no process
+    of its Dagster instance running (webserver, daemon, code server, run workers).
+    """
+    from vt_dagster.local_es import free_port
+    from vt_dagster_tests.processes import processes_with_env
+
+    workdir = tmp_path_factory.mktemp("demo")
+    prefix = _unique_prefix()
+    env = {**os.environ, "ES_URL": es_url, "ES_INDEX_PREFIX": prefix, "PYTHONUNBUFFERED": "1"}
+    for name in ("VT_API_KEY", "VT_API_URL", "VT_DATA_DIR", "DAGSTER_HOME", "VT_FEEDS"):
+        env.pop(name, None)
+    port = free_port()
+    stderr = open(workdir / "demo.stderr", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vt_dagster", "demo", "--data-dir", "data", "--dagster-home", "home",
+         "--hours", str(DEMO_HOURS), "--objects-per-minute", str(DEMO_OBJECTS), "--ui-port", str(port)],
+        cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True,
+    )
+    home = workdir / "home"
+    try:
+        output: list[str] = []
+        deadline = time.monotonic() + DEMO_READY_TIMEOUT_S
+        assert process.stdout is not None
+        for line in process.stdout:
+            output.append(line)
+            if line.startswith("Dagster UI:") or time.monotonic() > deadline:
+                break
+        text = "".join(output)
+        url = f"http://127.0.0.1:{port}"
+        if f"Dagster UI: {url}" not in text:
+            stderr_tail = (workdir / "demo.stderr").read_text()[-2000:]
+            pytest.fail(f"the demo did not reach its UI line:\n{text[-3000:]}\n{stderr_tail}")
+        yield DemoRun(text, url, home)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            code = process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            code = None
+        stderr.close()
+        left = processes_with_env("DAGSTER_HOME", str(home))
+        for _ in range(20):
+            if not left:
+                break
+            time.sleep(0.5)
+            left = processes_with_env("DAGSTER_HOME", str(home))
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        _delete_everything_under(es_client, prefix)
+    assert code == 0, f"the demo exited with {code} on Ctrl-C: {(workdir / 'demo.stderr').read_text()[-2000:]}"
+    assert not left, f"the demo left processes of its instance running: {list(left.values())}"

@@ -1,80 +1,26 @@
-"""The Dagster UI in a real (headless) Chromium: every enabled feed's chain in the lineage,
-and the partitions the runs materialized. Screenshots go to test-output/browser/."""
+"""The Dagster UI in a real (headless) Chromium, as the demo leaves it: every enabled feed's
+chain in the lineage, the partitions the demo's backfill materialized, the backfill itself in
+Runs > Backfills, and the metadata plots. Screenshots go to test-output/browser/."""
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import dagster as dg
 import pytest
-import requests
 
-from vt_dagster.assets.raw_batch import build_raw_batch_asset
-from vt_dagster.assets.summaries import build_summaries_asset
 from vt_dagster.browser import CHROMIUM_ARGS, find_chromium
-from vt_dagster.emulator import EmulatorConfig, FeedsEmulator
-from vt_dagster.feeds import get_feed, minute_key
-from vt_dagster.local_es import free_port
-from vt_dagster.resources import VTFeedsResource, VTStorageResource, VTSummarizerResource
+from vt_dagster_tests.conftest import DEMO_PARTITIONS, DemoRun
 
 pytestmark = pytest.mark.browser
 
 FEEDS = ("files", "urls")
 STAGES = ("raw_batch", "summaries", "summary_index", "report_cache")
-MATERIALIZED = 3
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-output" / "browser"
 
 
 @pytest.fixture(scope="module")
-def ui_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A Dagster webserver on an instance where each feed has MATERIALIZED partitions."""
-    home = tmp_path_factory.mktemp("ui_home")
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    data = tmp_path_factory.mktemp("ui_data")
-    start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=120)
-    keys = [minute_key(start + dt.timedelta(minutes=m)) for m in range(MATERIALIZED)]
-    env = {**os.environ, "DAGSTER_HOME": str(home), "VT_FEEDS": ",".join(FEEDS), "VT_DATA_DIR": str(data),
-           "DAGSTER_DISABLE_TELEMETRY": "1"}
-    with FeedsEmulator(EmulatorConfig(objects_per_minute=2, seed=5)) as emulator:
-        os.environ["VT_UI_TEST_KEY"] = emulator.config.api_key
-        resources = {
-            "vt_feeds": VTFeedsResource(api_key=dg.EnvVar("VT_UI_TEST_KEY"), api_url=emulator.base_url),
-            "vt_storage": VTStorageResource(root=str(data)),
-            "vt_summarizer": VTSummarizerResource(workers=1),
-        }
-        with dg.DagsterInstance.local_temp(tempdir=str(home)) as instance:
-            for feed in FEEDS:
-                assets = [build_raw_batch_asset(get_feed(feed)), build_summaries_asset(get_feed(feed))]
-                result = dg.materialize(assets, resources=resources, instance=instance, tags={
-                    "dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]})
-                assert result.success
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "dagster_webserver", "-m", "vt_dagster.definitions", "-h", "127.0.0.1", "-p", str(port)],
-        env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{url}/server_info", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.5)
-        else:
-            pytest.fail("the Dagster webserver did not answer within 120 s")
-        yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+def ui_url(demo: DemoRun) -> str:
+    return demo.ui_url
 
 
 @pytest.fixture(scope="module")
@@ -112,11 +58,33 @@ def test_lineage_shows_the_whole_chain_of_every_enabled_feed(page, ui_url: str, 
     assert page.get_by_text("Elasticsearch").count() >= 2, "the kinds of the Elasticsearch stages show"
 
 
-@pytest.mark.parametrize(("feed", "stage"), [(f, s) for f in FEEDS for s in ("raw_batch", "summaries")])
+@pytest.mark.parametrize(("feed", "stage"), [(f, s) for f in FEEDS for s in STAGES])
 def test_materialized_partitions_appear(page, ui_url: str, feed: str, stage: str) -> None:
     open_page(page, f"{ui_url}/assets/{feed}/{stage}?view=partitions")
-    page.get_by_text(f"Materialized ({MATERIALIZED})").first.wait_for(state="visible")
+    page.get_by_text(f"Materialized ({DEMO_PARTITIONS})").first.wait_for(state="visible")
     page.screenshot(path=str(SCREENSHOTS / f"{feed}-{stage}-partitions.png"))
+
+
+def test_backfills_page_lists_the_demo_backfill_as_completed(page, demo: DemoRun) -> None:
+    open_page(page, f"{demo.ui_url}/runs")
+    page.get_by_text("Backfills", exact=True).first.click()
+    page.wait_for_url("**view=backfills**")
+    # The innermost block holding both the backfill's id and a "Success" status is its row.
+    row = (page.locator("div").filter(has=page.get_by_text(demo.backfill_id, exact=True))
+           .filter(has=page.get_by_text("Success", exact=True)).last)
+    row.wait_for(state="visible")
+    assert row.get_by_text("Backfill", exact=True).count() == 1
+    assert row.get_by_text("vt_dagster/launched_by: vt-dagster demo").count() == 1
+    page.screenshot(path=str(SCREENSHOTS / "backfills.png"))
+
+
+def test_metadata_plots_are_under_the_asset_overview(page, ui_url: str) -> None:
+    open_page(page, f"{ui_url}/assets/files/summaries")
+    page.get_by_role("button", name="Plots").click()
+    for figure in ("summaries", "rejected", "bytes_out"):
+        page.get_by_text(figure, exact=True).first.wait_for(state="visible")
+    assert page.locator("canvas").count() >= 3, "one chart per numeric metadata entry"
+    page.screenshot(path=str(SCREENSHOTS / "files-summaries-plots.png"), full_page=True)
 
 
 def test_global_lineage_lists_one_group_per_feed(page, ui_url: str) -> None:
