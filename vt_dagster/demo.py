@@ -285,9 +285,14 @@ def run_demo(data_dir: Path, dagster_home: Path, es_port: int = 9200, hours: flo
             return 1
 
 
+ON_BY_DEFAULT = ("vt_retention_schedule",)
+"""Automation the code location turns on itself: no surprise worth a note."""
+
+
 def _note_automation_left_on(instance: dg.DagsterInstance) -> None:
     """The demo turns no schedule or sensor on, but an instance used before may have some on."""
-    running = sorted(state.name for state in instance.all_instigator_state() if state.status.value == "RUNNING")
+    running = sorted(state.name for state in instance.all_instigator_state()
+                     if state.status.value == "RUNNING" and state.name not in ON_BY_DEFAULT)
     if running:
         print(f"note: turned on in this instance earlier, so the daemon runs them too: {', '.join(running)} "
               "(the UI's Automation page turns them off)")
