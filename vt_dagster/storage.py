@@ -27,6 +27,8 @@ from vt_dagster.feeds import parse_minute_key
 
 PART_SUFFIX = ".part"
 READ_CHUNK = 1 << 20
+DECODE_STEP = 4 << 20
+"""Most decompressed bytes a verification holds at once."""
 # A temp file older than this is debris from a crashed writer, not a download in progress.
 STALE_PART_AGE_S = 3600
 
@@ -190,16 +192,28 @@ class BatchVerifier:
             return
         started = time.perf_counter()
         try:
-            while chunk:
-                if self._decoder.eof:
-                    # Concatenated bz2 streams (pbzip2/lbzip2 output) are valid batches too.
-                    self._decoder = bz2.BZ2Decompressor()
-                self._count(self._decoder.decompress(chunk))
-                chunk = self._decoder.unused_data if self._decoder.eof else b""
+            self._decode(chunk)
         except (OSError, EOFError, ValueError) as exc:
             self._error = f"not a valid bz2 stream ({exc})"
         finally:
             self.decode_seconds += time.perf_counter() - started
+
+    def _decode(self, data: bytes) -> None:
+        """Decode `data` at most DECODE_STEP bytes of output at a time: a few KB of bz2 can
+        decode to gigabytes, which one unbounded call would hold at once."""
+        while True:
+            if self._decoder.eof:
+                if not data:
+                    return
+                # Concatenated bz2 streams (pbzip2/lbzip2 output) are valid batches too.
+                self._decoder = bz2.BZ2Decompressor()
+            self._count(self._decoder.decompress(data, DECODE_STEP))
+            if self._decoder.eof:
+                data = self._decoder.unused_data
+            elif self._decoder.needs_input:
+                return
+            else:  # more output is waiting for the input already given
+                data = b""
 
     def _count(self, data: bytes) -> None:
         if data:

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from vt_dagster.batch_lines import DEFAULT_MAX_LINE_BYTES, max_line_bytes_from_env
 from vt_dagster.feeds import FEEDS, enabled_feeds, get_feed, named_feed, parse_minute_key
 from vt_dagster.storage import record_summary_count, summary_path, verify_batch_file
 from vt_dagster.summaries import BatchSummaryResult, SummaryJob, summarize_batch_file, summarize_many
@@ -36,6 +37,7 @@ def whitelist_in_force(flag: Path | None) -> tuple[Path | None, UrlWhitelist]:
 def create_single_summary(args: argparse.Namespace) -> int:
     enabled_feeds()  # a broken VT_FEEDS is refused by every command, not only by those it scopes
     _, whitelist = whitelist_in_force(args.url_whitelist)
+    line_limit = max_line_bytes_from_env()
     raw: Path = args.path
     if not raw.is_file():
         raise ValueError(f"{raw}: no such file")
@@ -49,7 +51,7 @@ def create_single_summary(args: argparse.Namespace) -> int:
     else:
         root, feed, batch = infer_batch(raw.resolve())
     dest = args.output or summary_path(root, feed, batch)
-    result = summarize_batch_file(raw, dest, feed=feed, batch=batch, whitelist=whitelist)
+    result = summarize_batch_file(raw, dest, feed=feed, batch=batch, whitelist=whitelist, max_line_bytes=line_limit)
     if dest == summary_path(root, feed, batch):
         record_summary_count(root, feed, batch, result.documents)
     _report_rejects(result)
@@ -64,7 +66,8 @@ def _report_rejects(result: BatchSummaryResult) -> None:
             print(f"  {line}", file=sys.stderr)
 
 
-def pending_jobs(root: Path, feeds: list[str], whitelist_path: Path | None) -> list[SummaryJob]:
+def pending_jobs(root: Path, feeds: list[str], whitelist_path: Path | None,
+                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> list[SummaryJob]:
     """Every raw batch on disk whose summary file does not exist yet."""
     jobs = []
     for feed in feeds:
@@ -72,7 +75,8 @@ def pending_jobs(root: Path, feeds: list[str], whitelist_path: Path | None) -> l
             batch = raw.name.removesuffix(".bz2")
             dest = summary_path(root, feed, batch)
             if not dest.exists():
-                jobs.append(SummaryJob(raw, dest, feed, batch, whitelist_path, counts_root=root))
+                jobs.append(SummaryJob(raw, dest, feed, batch, whitelist_path, counts_root=root,
+                                       max_line_bytes=max_line_bytes))
     return jobs
 
 
@@ -81,9 +85,10 @@ def back_populate_summaries(args: argparse.Namespace) -> int:
 
     enabled_feeds()  # checked though the default is every feed on disk: VT_FEEDS may not name them all
     whitelist_path, _ = whitelist_in_force(args.url_whitelist)
+    line_limit = max_line_bytes_from_env()
     root = (args.data_dir or Path(os.environ.get("VT_DATA_DIR", "vt_data"))).resolve()
     feeds = [get_feed(args.feed).name] if args.feed else list(FEEDS)
-    jobs = pending_jobs(root, feeds, whitelist_path)
+    jobs = pending_jobs(root, feeds, whitelist_path, line_limit)
     if not jobs:
         print(f"every raw batch under {root / 'raw'} already has its summary")
         return 0

@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, Sequence
 
+from vt_dagster.batch_lines import max_line_bytes_from_env
 from vt_dagster.feeds import FEEDS, enabled_feeds, get_feed, minute_key, newest_available_minute, parse_minute_key
 from vt_dagster.partitions import MINUTES_PER_RUN
 from vt_dagster.whitelist import load_url_whitelist, url_whitelist_path_from_env
@@ -439,8 +440,9 @@ def download(feed: str, num_days_ago: int, create_summaries: bool, max_minutes: 
     """Every range from N days ago until the newest batch through `vt_live_job`, oldest first,
     stopping at a failed run. `max_minutes` keeps the newest minutes of the range only."""
     require_api_key()
-    if create_summaries:  # the summaries asset would fail every run on it: refuse it first, in its one line
+    if create_summaries:  # the summaries asset would fail every run on them: refuse them first, in their one line
         load_url_whitelist(url_whitelist_path_from_env())
+        max_line_bytes_from_env()
     home = prepare_dagster_home()
     defs = load_definitions(feed)
     plan = plan_download(num_days_ago, max_minutes)

@@ -21,6 +21,7 @@ from vt_dagster.elastic import (
     run_concurrently,
     setup_elasticsearch,
 )
+from vt_dagster.config_errors import ConfigurationError
 from vt_dagster.feeds import Feed, enabled_feeds
 from vt_dagster.assets.common import batch_check_result, present_files, stage_asset
 from vt_dagster.resources import VTElasticsearchResource, VTStorageResource
@@ -63,6 +64,14 @@ def elasticsearch_failure(stage: str, exc: ElasticsearchError | BatchReadError |
     """
     retry = isinstance(exc, ElasticsearchError) and not isinstance(exc, ElasticsearchUnavailable)
     return dg.Failure(f"{stage}: {exc}", allow_retries=retry)
+
+
+def configured_line_limit(vt_storage: VTStorageResource) -> int:
+    """`VT_MAX_LINE_BYTES` in bytes; a bad value fails the run with its one line, before any work."""
+    try:
+        return vt_storage.line_limit()
+    except ConfigurationError as exc:
+        raise dg.Failure(str(exc), allow_retries=False) from None
 
 
 def require_alias(client, alias: str) -> None:
@@ -117,6 +126,7 @@ def build_summary_index_asset(feed: Feed, *, with_apm: bool = False) -> dg.Asset
     ) -> dg.MaterializeResult:
         """Bulk-index the summary file of every batch of the run, then count what Elasticsearch holds."""
         root = vt_storage.path
+        line_limit = configured_line_limit(vt_storage)
         alias = vt_elasticsearch.settings().summary_alias(feed.name)
         client = vt_elasticsearch.client()
         try:
@@ -125,7 +135,8 @@ def build_summary_index_asset(feed: Feed, *, with_apm: bool = False) -> dg.Asset
             paths = present_files(context, feed, root, "summary file", summary_path, summaries_key(feed),
                                   NO_BATCH)
             indexed_batches = list(paths)
-            jobs = [partial(index_summary_file, client, path, alias=alias) for path in paths.values()]
+            jobs = [partial(index_summary_file, client, path, alias=alias, max_line_bytes=line_limit)
+                    for path in paths.values()]
             documents = 0
             for batch, result in zip(indexed_batches, run_concurrently(jobs, vt_elasticsearch.bulk_streams)):
                 context.add_asset_metadata(index_metadata(result), partition_key=batch)
@@ -185,13 +196,15 @@ def build_report_cache_asset(feed: Feed, *, with_apm: bool = False) -> dg.Assets
     ) -> None:
         """Bulk-index the full VT objects of every raw batch of the run."""
         root = vt_storage.path
+        line_limit = configured_line_limit(vt_storage)
         alias = vt_elasticsearch.settings().report_alias(feed.name)
         client = vt_elasticsearch.client()
         try:
             require_alias(client, alias)
             failures: dict[str, IndexResult] = {}
             raws = present_files(context, feed, root, "raw file", raw_batch_path, raw_batch_key(feed), NO_BATCH)
-            jobs = [partial(index_reports, client, raw, alias=alias, feed=feed.name, batch=batch)
+            jobs = [partial(index_reports, client, raw, alias=alias, feed=feed.name, batch=batch,
+                            max_line_bytes=line_limit)
                     for batch, raw in raws.items()]
             documents = 0
             for batch, result in zip(raws, run_concurrently(jobs, vt_elasticsearch.bulk_streams)):

@@ -112,8 +112,9 @@ def build_summaries_asset(feed: Feed, *, with_apm: bool = False) -> dg.AssetsDef
         transaction: StageTransaction,
     ) -> dg.MaterializeResult:
         """Summaries of every downloaded batch of the run (one process per core), and their balance check."""
-        try:  # read here so a bad VT_URL_WHITELIST fails the run with its one line before any work
+        try:  # read here so a bad VT_URL_WHITELIST or VT_MAX_LINE_BYTES fails the run with its one line before any work
             vt_summarizer.url_whitelist()
+            line_limit = vt_storage.line_limit()
         except ConfigurationError as exc:
             raise dg.Failure(str(exc), allow_retries=False) from None
         root = vt_storage.path
@@ -123,7 +124,7 @@ def build_summaries_asset(feed: Feed, *, with_apm: bool = False) -> dg.AssetsDef
             if batch not in raws:  # VT never served it: zero documents, which the sensor counts as done
                 record_summary_count(root, feed.name, batch, 0)
         jobs = [SummaryJob(raw, summary_path(root, feed.name, batch), feed.name, batch,
-                           vt_summarizer.whitelist_path, counts_root=root)
+                           vt_summarizer.whitelist_path, counts_root=root, max_line_bytes=line_limit)
                 for batch, raw in raws.items()]
 
         results: dict[str, BatchSummaryResult] = {}
