@@ -23,11 +23,13 @@ from typing import TypeVar
 
 from vt_dagster.feeds import HOUR_FORMAT, HOURLY_LAG, Feed, minute_key, parse_minute_key
 from vt_dagster.storage import (
+    SPOOL_PREFIX,
     forget_absence,
     incident_note_path,
     missing_marker_path,
     raw_batch_path,
-    remove_stale_parts,
+    raw_write_folders,
+    remove_debris,
     verify_batch_file,
     write_incident_note,
     write_missing_marker,
@@ -171,12 +173,14 @@ def fetch_batches(
     of starting a new count. A download removes a batch's notes.
     """
     now = now or dt.datetime.now(dt.timezone.utc)
+    keys = list(batches)
+    if removed := remove_debris(raw_write_folders(root, feed.name, keys)):
+        log.info("%s: removed %d temp file(s) or folder(s) crashed runs left behind", feed.name, removed)
     plan = plan_fetch(
-        root, feed, batches, now=now, refetch_missing=refetch_missing,
+        root, feed, keys, now=now, refetch_missing=refetch_missing,
         hourly_min_minutes=hourly_min_minutes, workers=workers,
     )
     outcomes: dict[str, BatchOutcome] = dict(plan.present)
-    remove_stale_parts(root / "raw" / feed.name)
 
     fallback: list[str] = []
     for hour, minutes in sorted(plan.hourly.items()):
@@ -321,7 +325,7 @@ def _fetch_hour(
     started = time.monotonic()
     spool_dir = root / "raw" / feed.name
     spool_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=spool_dir, prefix=f".hourly-{hour}-") as tmp:
+    with tempfile.TemporaryDirectory(dir=spool_dir, prefix=f"{SPOOL_PREFIX}{hour}-") as tmp:
         package = Path(tmp) / f"{hour}.tar.bz2"
         try:
             available, attempts = client.download_hour(feed, hour, package)

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from vt_dagster.batch_lines import DEFAULT_MAX_LINE_BYTES, max_line_bytes_from_env
 from vt_dagster.feeds import FEEDS, enabled_feeds, get_feed, named_feed, parse_minute_key
-from vt_dagster.storage import record_summary_count, summary_path, verify_batch_file
+from vt_dagster.storage import (
+    record_summary_count, remove_debris, remove_stale_parts, summary_folder, summary_path, verify_batch_file,
+)
 from vt_dagster.summaries import BatchSummaryResult, SummaryJob, summarize_batch_file, summarize_many
 from vt_dagster.whitelist import UrlWhitelist, load_url_whitelist, url_whitelist_path_from_env
 
@@ -51,6 +53,8 @@ def create_single_summary(args: argparse.Namespace) -> int:
     else:
         root, feed, batch = infer_batch(raw.resolve())
     dest = args.output or summary_path(root, feed, batch)
+    # What killed runs left: in the data layout every stale temp file, elsewhere only this file's.
+    remove_stale_parts(dest.parent, of=None if args.output is None else dest.name)
     result = summarize_batch_file(raw, dest, feed=feed, batch=batch, whitelist=whitelist, max_line_bytes=line_limit)
     if dest == summary_path(root, feed, batch):
         record_summary_count(root, feed, batch, result.documents)
@@ -88,6 +92,7 @@ def back_populate_summaries(args: argparse.Namespace) -> int:
     line_limit = max_line_bytes_from_env()
     root = (args.data_dir or Path(os.environ.get("VT_DATA_DIR", "vt_data"))).resolve()
     feeds = [get_feed(args.feed).name] if args.feed else list(FEEDS)
+    remove_debris(summary_folder(root, feed) for feed in feeds)
     jobs = pending_jobs(root, feeds, whitelist_path, line_limit)
     if not jobs:
         print(f"every raw batch under {root / 'raw'} already has its summary")

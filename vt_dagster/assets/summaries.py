@@ -8,7 +8,7 @@ from vt_dagster.config_errors import ConfigurationError
 from vt_dagster.feeds import Feed
 from vt_dagster.assets.common import batch_check_result, present_files, stage_asset
 from vt_dagster.resources import VTStorageResource, VTSummarizerResource
-from vt_dagster.storage import raw_batch_path, record_summary_count, summary_path
+from vt_dagster.storage import raw_batch_path, record_summary_count, remove_debris, summary_folder, summary_path
 from vt_dagster.summaries import BatchSummaryResult, SummaryJob, summarize_many
 
 CHECK_NAME = "objects_accounted_for"
@@ -118,6 +118,8 @@ def build_summaries_asset(feed: Feed, *, with_apm: bool = False) -> dg.AssetsDef
         except ConfigurationError as exc:
             raise dg.Failure(str(exc), allow_retries=False) from None
         root = vt_storage.path
+        if removed := remove_debris([summary_folder(root, feed.name)]):
+            context.log.info(f"{feed.name}: removed {removed} temp file(s) crashed runs left behind")
         raws = present_files(context, feed, root, "raw file", raw_batch_path, raw_batch_key(feed),
                              {"status": "no batch", "objects": 0, "summaries": 0})
         for batch in context.partition_keys:
