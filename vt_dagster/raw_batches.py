@@ -72,11 +72,16 @@ class RawBatchError(RuntimeError):
 
     `retryable`: whether asking again soon may help (network faults may heal; a VT incident,
     404s VT gave on purpose, is asked again by the next runs, not by a retry 30 s later).
+    `outcomes`: every batch of the range in key order; `unfinished`: why each batch that is
+    neither on disk nor remembered as missing is not (failed, or a 404 of the incident).
     """
 
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
+    def __init__(self, message: str, *, retryable: bool = True, outcomes: list[BatchOutcome] | None = None,
+                 unfinished: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.outcomes = outcomes or []
+        self.unfinished = unfinished or {}
 
 
 @dataclass
@@ -155,12 +160,12 @@ def fetch_batches(
     workers: int = 4,
     hourly_min_minutes: int = 10,
     max_consecutive_missing: int = 3,
-    on_outcome: Callable[[BatchOutcome], None] | None = None,
 ) -> list[BatchOutcome]:
     """Make every batch of the range present on disk (or known missing), in key order.
 
     Raises `FeedAuthError` at once for 401/403. Other failures are collected: every batch
-    that could be fetched is kept, then `RawBatchError` names the rest.
+    that could be fetched is kept, then `RawBatchError` names the rest (and carries every
+    batch's outcome).
 
     More than `max_consecutive_missing` 404s in a row is an incident (VT says so), and the
     rule holds across runs: a live run fetches one minute, so the streak also counts the
@@ -199,11 +204,12 @@ def fetch_batches(
     ordered = [outcomes[key] for key in sorted(outcomes)]
     incidents = [streak for streak in missing_streaks(root, feed, ordered) if len(streak) > max_consecutive_missing]
     _note_absences(root, feed, ordered, incidents)
-    if on_outcome:
-        for outcome in ordered:
-            on_outcome(outcome)
 
     failed = [outcome for outcome in ordered if outcome.status == STATUS_FAILED]
+    unfinished = {outcome.batch: outcome.error for outcome in failed}
+    for streak in incidents:
+        unfinished.update({batch: f"404 in an incident ({streak[0]}..{streak[-1]})"
+                           for batch in streak if batch in outcomes})
     if incidents:
         streak = max(incidents, key=len)
         others = f" and {len(incidents) - 1} more such streak(s)" if len(incidents) > 1 else ""
@@ -211,13 +217,14 @@ def fetch_batches(
             f"{feed.name}: {len(streak)} consecutive minutes without a batch ({streak[0]}..{streak[-1]}){others}, "
             f"more than the {max_consecutive_missing} VT calls normal: the feed may be down; "
             "these minutes are not remembered as missing and will be asked for again",
-            retryable=bool(failed),
+            retryable=bool(failed), outcomes=ordered, unfinished=unfinished,
         )
     if failed:
         first = failed[0]
         raise RawBatchError(
             f"{feed.name}: {len(failed)} of {len(ordered)} batches could not be fetched "
-            f"(first: {first.batch}: {first.error}); all others were kept"
+            f"(first: {first.batch}: {first.error})",
+            outcomes=ordered, unfinished=unfinished,
         )
     return ordered
 
