@@ -45,6 +45,7 @@ from elasticsearch import ConnectionError as TransportConnectionError
 from elasticsearch.helpers import streaming_bulk
 
 from vt_dagster.feeds import FEEDS, get_feed, parse_minute_key
+from vt_dagster.interrupts import raise_if_stopped, stop_on_interrupt
 # Re-exported for the callers that print search hits as they always did (the demo).
 from vt_dagster.search_output import summaries_table as summaries_table
 # Re-exported: the one error for a raw batch that cannot be read to its end (missing, corrupt,
@@ -824,7 +825,8 @@ def run_concurrently(jobs: Sequence[Callable[[], IndexResult]], streams: int) ->
         for job in jobs:
             yield job()
         return
-    with ThreadPoolExecutor(max_workers=min(streams, len(jobs)), thread_name_prefix="vt-bulk") as pool:
+    with ThreadPoolExecutor(max_workers=min(streams, len(jobs)), thread_name_prefix="vt-bulk") as pool, \
+            stop_on_interrupt():  # the streams stop at their next line instead of finishing their batch
         yield from results_in_order([pool.submit(contextvars.copy_context().run, job) for job in jobs])
 
 
@@ -862,6 +864,7 @@ def index_summary_file(
 def _summary_actions(path: Path, alias: str, tally: _Tally, max_line_bytes: int) -> Iterator[tuple[bytes, bytes]]:
     with open(path, "rb") as handle:
         for number, line in iter_lines(handle, max_line_bytes):
+            raise_if_stopped()
             if isinstance(line, OversizedLine):
                 tally.reject_line(number, line.reason)
                 continue
@@ -961,6 +964,7 @@ def _report_actions(
     extra_members = json.dumps(extra, ensure_ascii=False)[1:-1].encode("utf-8")
     versioning = f',"version":{version},"version_type":"external_gte"'
     for number, line in iter_batch_lines(path, max_line_bytes):
+        raise_if_stopped()
         if isinstance(line, OversizedLine):
             tally.reject_line(number, line.reason)
             continue

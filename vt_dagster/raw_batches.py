@@ -16,12 +16,13 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from vt_dagster.feeds import HOUR_FORMAT, HOURLY_LAG, Feed, minute_key, parse_minute_key
+from vt_dagster.interrupts import on_stop, stop_on_interrupt
 from vt_dagster.storage import (
     SPOOL_PREFIX,
     forget_absence,
@@ -160,6 +161,7 @@ def fetch_batches(
     workers: int = 4,
     hourly_min_minutes: int = 10,
     max_consecutive_missing: int = 3,
+    on_outcome: Callable[[BatchOutcome], None] | None = None,
 ) -> list[BatchOutcome]:
     """Make every batch of the range present on disk (or known missing), in key order.
 
@@ -176,6 +178,10 @@ def fetch_batches(
     which does not stop it from being asked again but keeps the streak visible: a retry, the
     next live minute or a gap-filling run that meets the same 404s fails as loudly instead
     of starting a new count. A download removes a batch's notes.
+
+    `on_outcome` hears each batch's fate as soon as it is known (before any 404 is noted on
+    disk): what a run stopped midway had done. A stop (`interrupts`) aborts the requests in
+    flight, removes their temp files and raises StopRequested.
     """
     now = now or dt.datetime.now(dt.timezone.utc)
     keys = list(batches)
@@ -185,21 +191,43 @@ def fetch_batches(
         root, feed, keys, now=now, refetch_missing=refetch_missing,
         hourly_min_minutes=hourly_min_minutes, workers=workers,
     )
-    outcomes: dict[str, BatchOutcome] = dict(plan.present)
+    outcomes: dict[str, BatchOutcome] = {}
+    heard = on_outcome or (lambda outcome: None)
 
-    fallback: list[str] = []
-    for hour, minutes in sorted(plan.hourly.items()):
-        fetched = _fetch_hour(client, root, feed, hour, minutes)
-        if fetched is None:
-            fallback.extend(minutes)
-        else:
-            outcomes.update(fetched)
+    def known(outcome: BatchOutcome) -> None:
+        outcomes[outcome.batch] = outcome
+        heard(outcome)
 
-    minute_keys = sorted(plan.minutes + fallback)
-    fetch = in_callers_context(lambda key: _fetch_minute(client, root, feed, key))
-    with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
-        for outcome in pool.map(fetch, minute_keys):
-            outcomes[outcome.batch] = outcome
+    for outcome in plan.present.values():
+        known(outcome)
+    with on_stop(client.abort), stop_on_interrupt():
+        fallback: list[str] = []
+        for hour, minutes in sorted(plan.hourly.items()):
+            fetched = _fetch_hour(client, root, feed, hour, minutes)
+            if fetched is None:
+                fallback.extend(minutes)
+            else:
+                for outcome in fetched.values():
+                    known(outcome)
+
+        minute_keys = sorted(plan.minutes + fallback)
+        fetch = in_callers_context(lambda key: _fetch_minute(client, root, feed, key))
+        futures: list[Future[BatchOutcome]] = []
+        try:
+            with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+                futures = [pool.submit(fetch, key) for key in minute_keys]
+                try:
+                    for future in as_completed(futures):  # as they come: a stop keeps every one done so far
+                        known(future.result())
+                finally:
+                    for future in futures:
+                        future.cancel()
+        except BaseException:
+            for future in futures:  # done while the error (a stop) went up: on disk and whole, heard too
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    if future.result().batch not in outcomes:
+                        known(future.result())
+            raise
 
     ordered = [outcomes[key] for key in sorted(outcomes)]
     incidents = [streak for streak in missing_streaks(root, feed, ordered) if len(streak) > max_consecutive_missing]

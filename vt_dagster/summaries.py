@@ -14,7 +14,10 @@ never stops the batch.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -27,6 +30,7 @@ import msgspec
 from vt_dagster.batch_lines import BatchReadError as BatchReadError  # raised by summarize_batch_file
 from vt_dagster.batch_lines import DEFAULT_MAX_LINE_BYTES, OversizedLine, iter_batch_lines
 from vt_dagster.feeds import get_feed, parse_minute_key
+from vt_dagster.interrupts import StopRequested, on_stop, stop_on_interrupt, stop_requested
 from vt_dagster.storage import atomic_writer, record_summary_count
 from vt_dagster.summarize import (
     ATTRIBUTES_READ, NESTED_KEYS_READ, TOP_LEVEL_KEYS_READ, NotAVTObjectError, summarize_object,
@@ -168,7 +172,10 @@ def _summarize_lines(
     ids: set[str] = set()
     pending: list[bytes] = []
     pending_size = objects = summaries = dropped_urls = bytes_out = 0
+    stopping = stop_requested
     for number, line in lines:
+        if stopping():  # a stop requested from another thread (an interrupt reaches only the main one)
+            raise StopRequested()
         objects += 1
         if isinstance(line, OversizedLine):
             result.reject(number, line.reason)
@@ -240,6 +247,12 @@ def _init_worker(whitelist_path: Path | None) -> None:
     _worker_whitelist = UrlWhitelist.from_file(whitelist_path) if whitelist_path else UrlWhitelist.default()
 
 
+def _init_worker_process(whitelist_path: Path | None) -> None:
+    """A worker process stops on SIGTERM as on Ctrl-C: the summary it writes removes its temp file."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    _init_worker(whitelist_path)
+
+
 def _run_job(job: SummaryJob) -> BatchSummaryResult | str:
     try:
         result = summarize_batch_file(job.raw_path, job.dest, feed=job.feed, batch=job.batch,
@@ -268,7 +281,6 @@ def summarize_many(
             yield _run_job(job)
         return
     import multiprocessing
-    import os
 
     workers = workers or os.cpu_count() or 1
     context = multiprocessing.get_context("forkserver")
@@ -278,11 +290,20 @@ def summarize_many(
     context.set_forkserver_preload(["__main__", __name__])
     with ProcessPoolExecutor(
         max_workers=min(workers, len(jobs)), mp_context=context,
-        initializer=_init_worker, initargs=(whitelist_path,),
-    ) as pool:
+        initializer=_init_worker_process, initargs=(whitelist_path,),
+    ) as pool, on_stop(lambda: _stop_workers(pool)), stop_on_interrupt():
         biggest_first = sorted(range(len(jobs)), key=lambda index: _raw_size(jobs[index]), reverse=True)
         started = {index: pool.submit(_run_job, jobs[index]) for index in biggest_first}
         yield from results_in_order([started[index] for index in range(len(jobs))])
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """SIGTERM to the pool's worker processes: each stops the batch it is on (its temp file goes)
+    instead of the pool waiting for it to finish. `_processes` is the executor's own record of
+    its workers (forkserver children are not this process's children, so not otherwise found)."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            os.kill(process.pid, signal.SIGTERM)
 
 
 def results_in_order(futures: list[Future[T]]) -> Iterator[T]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from vt_dagster.batch_lines import DEFAULT_MAX_LINE_BYTES, max_line_bytes_from_env
 from vt_dagster.feeds import FEEDS, enabled_feeds, get_feed, named_feed, parse_minute_key
+from vt_dagster.interrupts import Interrupted
 from vt_dagster.storage import (
     record_summary_count, remove_debris, remove_stale_parts, summary_folder, summary_path, verify_batch_file,
 )
@@ -55,7 +56,11 @@ def create_single_summary(args: argparse.Namespace) -> int:
     dest = args.output or summary_path(root, feed, batch)
     # What killed runs left: in the data layout every stale temp file, elsewhere only this file's.
     remove_stale_parts(dest.parent, of=None if args.output is None else dest.name)
-    result = summarize_batch_file(raw, dest, feed=feed, batch=batch, whitelist=whitelist, max_line_bytes=line_limit)
+    try:
+        result = summarize_batch_file(raw, dest, feed=feed, batch=batch, whitelist=whitelist,
+                                      max_line_bytes=line_limit)
+    except KeyboardInterrupt:
+        raise Interrupted(f"no summary written ({dest} is as it was)") from None
     if dest == summary_path(root, feed, batch):
         record_summary_count(root, feed, batch, result.documents)
     _report_rejects(result)
@@ -99,13 +104,20 @@ def back_populate_summaries(args: argparse.Namespace) -> int:
         return 0
     failures = 0
     with tqdm(total=len(jobs), unit="batch", desc="summarizing", file=sys.stderr) as progress:
-        for outcome in summarize_many(jobs, workers=args.workers or None, whitelist_path=whitelist_path):
-            if isinstance(outcome, str):
-                failures += 1
-                tqdm.write(f"failed: {outcome}", file=sys.stderr)
-            else:
-                _report_rejects(outcome)
-            progress.update(1)
+        try:
+            for outcome in summarize_many(jobs, workers=args.workers or None, whitelist_path=whitelist_path):
+                if isinstance(outcome, str):
+                    failures += 1
+                    tqdm.write(f"failed: {outcome}", file=sys.stderr)
+                else:
+                    _report_rejects(outcome)
+                progress.update(1)
+        except KeyboardInterrupt:
+            progress.close()
+            # Results come in job order: a later batch may be done while an earlier one was not.
+            written = sum(job.dest.exists() for job in jobs)
+            raise Interrupted(f"{written} of {len(jobs)} summaries written under {root / 'summary'}, "
+                              "every one whole; run it again for the rest") from None
     print(f"{len(jobs) - failures} summaries written under {root / 'summary'}, {failures} failed")
     return 1 if failures else 0
 

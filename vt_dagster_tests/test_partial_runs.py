@@ -91,7 +91,7 @@ def test_a_batch_vt_keeps_failing_fails_the_download_run_and_the_others_are_mate
     assert not result.success
     failure = failure_of(result, "files__raw_batch")
     assert bad in failure.description and "503" in failure.description
-    assert "the 5 other batch(es) of the run are done and kept" in failure.description
+    assert "; 5 of the run's 6 batch(es) are done and kept" in failure.description
     assert failure.metadata["failed_batches"].value == {bad: failure.metadata["failed_batches"].value[bad]}
     good = [key for key in keys if key != bad]
     assert materialized_once_each(result, RAW) == good
@@ -125,7 +125,7 @@ def test_a_corrupt_raw_batch_fails_the_summaries_run_and_the_others_are_material
     assert not result.success
     failure = failure_of(result, "files__summaries")
     assert failure.description.startswith(f"files/summaries: 1 of 5 batch(es) failed ({bad}: {raw}: not a readable bz2")
-    assert failure.description.endswith("; the 4 other batch(es) of the run are done and kept")
+    assert failure.description.endswith("; 4 of the run's 5 batch(es) are done and kept")
     good = [key for key in keys if key != bad]
     assert materialized_once_each(result, SUMMARIES) == good
     assert instance.get_materialized_partitions(SUMMARIES) == set(good)

@@ -10,6 +10,7 @@ from typing import Any
 import dagster as dg
 
 from vt_dagster.feeds import Feed
+from vt_dagster.interrupts import is_interrupt, request_stop
 from vt_dagster.partitions import BACKFILL_POLICY, minute_partitions
 from vt_dagster.storage import missing_marker_path
 
@@ -94,10 +95,13 @@ class RangeOutcome:
         self.retryable = self.retryable or retryable
 
     def kept(self) -> str:
-        """`; the 53 other batch(es) of the run are done and kept`, or nothing when none is."""
-        return f"; the {len(self.finished)} other batch(es) of the run are done and kept" if self.finished else ""
+        """`; 53 of the run's 131 batch(es) are done and kept`, or nothing when none is."""
+        if not self.finished:
+            return ""
+        return f"; {len(self.finished)} of the run's {self.partitions} batch(es) are done and kept"
 
-    def failure(self, cause: str | None = None, *, allow_retries: bool | None = None) -> dg.Failure:
+    def failure(self, cause: str | None = None, *, allow_retries: bool | None = None,
+                interrupted: bool = False) -> dg.Failure:
         """The run's failure in one line, with what was kept: `cause` when one error says it
         all (Elasticsearch down, a VT incident), else the failed batches, the first few named."""
         if cause is None:
@@ -109,8 +113,35 @@ class RangeOutcome:
             f"{cause}{self.kept()}",
             allow_retries=self.retryable if allow_retries is None else allow_retries,
             metadata={"failed_batches": dg.MetadataValue.json(listed), "failed": len(self.failed),
-                      "kept": len(self.finished)},
+                      "kept": len(self.finished), **({"interrupted": True} if interrupted else {})},
         )
+
+
+class Interruption:
+    """Around a stage's work: an interrupt (Ctrl-C, SIGTERM, a stop request, Dagster terminating
+    the run) is caught there, so the stage still records the batches it finished and then fails
+    without a retry. Escaping the step, Dagster would turn it into a retry of the whole range
+    30 s later. A stop requested before the stage began (another step of the run was
+    interrupted) stops it before any work: call `raise_if_stopped` first thing in the block.
+    """
+
+    def __init__(self, outcome: RangeOutcome) -> None:
+        self.outcome = outcome
+        self.happened = False
+
+    def __enter__(self) -> "Interruption":
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, traceback: object) -> bool:
+        if exc is None or not is_interrupt(exc):
+            return False
+        request_stop()  # what else runs in this process for the run stops too
+        self.happened = True
+        return True
+
+    def failure(self) -> dg.Failure:
+        return self.outcome.failure(f"{self.outcome.stage}: interrupted before it was done", allow_retries=False,
+                                    interrupted=True)
 
 
 def conclude(context: dg.AssetExecutionContext, outcome: RangeOutcome, *, result: dg.MaterializeResult | None = None,

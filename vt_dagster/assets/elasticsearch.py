@@ -26,7 +26,10 @@ from vt_dagster.elastic import (
 )
 from vt_dagster.config_errors import ConfigurationError
 from vt_dagster.feeds import Feed, enabled_feeds
-from vt_dagster.assets.common import RangeOutcome, batch_check_result, conclude, present_files, stage_asset
+from vt_dagster.interrupts import raise_if_stopped
+from vt_dagster.assets.common import (
+    Interruption, RangeOutcome, batch_check_result, conclude, present_files, stage_asset,
+)
 from vt_dagster.resources import VTElasticsearchResource, VTStorageResource
 from vt_dagster.storage import raw_batch_path, read_summary_counts, summary_path
 
@@ -101,7 +104,7 @@ def index_batches(outcome: RangeOutcome, files: dict[str, Path], index_one: Call
 
     try:
         results = run_concurrently([partial(job, batch, path) for batch, path in files.items()], streams)
-        for batch, result in zip(files, results):
+        for batch, result in zip(files, results, strict=True):
             if isinstance(result, str):
                 outcome.fail(batch, result)
             elif result.failed:
@@ -163,25 +166,29 @@ def build_summary_index_asset(feed: Feed, *, with_apm: bool = False) -> dg.Asset
         failure: dg.Failure | None = None
         checks: list[dg.AssetCheckResult] = []
         try:
-            require_alias(client, alias)
-            paths = present_files(context, feed, root, "summary file", summary_path, summaries_key(feed),
-                                  NO_BATCH, outcome)
-            error = index_batches(
-                outcome, paths, lambda batch, path: index_summary_file(client, path, alias=alias,
-                                                                      max_line_bytes=line_limit),
-                vt_elasticsearch.bulk_streams)
-            indexed = [batch for batch in paths if batch in outcome.finished]
-            transaction.label(indexed=sum(outcome.finished[b]["indexed"] for b in indexed),
-                              failed_batches=len(outcome.failed))
-            if error is not None:
-                failure = end_on_cluster_error(outcome, error)
-            else:
-                refresh_alias(client, alias)
-                checks = [count_check(feed, root, indexed, batch_counts(client, alias, indexed))]
+            with Interruption(outcome) as interruption:
+                raise_if_stopped()
+                require_alias(client, alias)
+                paths = present_files(context, feed, root, "summary file", summary_path, summaries_key(feed),
+                                      NO_BATCH, outcome)
+                error = index_batches(
+                    outcome, paths, lambda batch, path: index_summary_file(client, path, alias=alias,
+                                                                          max_line_bytes=line_limit),
+                    vt_elasticsearch.bulk_streams)
+                indexed = [batch for batch in paths if batch in outcome.finished]
+                transaction.label(indexed=sum(outcome.finished[b]["indexed"] for b in indexed),
+                                  failed_batches=len(outcome.failed))
+                if error is not None:
+                    failure = end_on_cluster_error(outcome, error)
+                else:
+                    refresh_alias(client, alias)
+                    checks = [count_check(feed, root, indexed, batch_counts(client, alias, indexed))]
         except (ElasticsearchError, OSError) as exc:
             failure = end_on_cluster_error(outcome, exc)
         finally:
             client.close()
+        if interruption.happened:
+            failure = interruption.failure()
         yield from conclude(context, outcome, result=dg.MaterializeResult(check_results=checks), checks=checks,
                             failure=failure)
 
@@ -235,21 +242,25 @@ def build_report_cache_asset(feed: Feed, *, with_apm: bool = False) -> dg.Assets
         client = vt_elasticsearch.client()
         failure: dg.Failure | None = None
         try:
-            require_alias(client, alias)
-            raws = present_files(context, feed, root, "raw file", raw_batch_path, raw_batch_key(feed), NO_BATCH,
-                                 outcome)
-            error = index_batches(
-                outcome, raws, lambda batch, raw: index_reports(client, raw, alias=alias, feed=feed.name, batch=batch,
-                                                                max_line_bytes=line_limit),
-                vt_elasticsearch.bulk_streams)
-            transaction.label(indexed=sum(m.get("indexed", 0) for m in outcome.finished.values()),
-                              failed_batches=len(outcome.failed))
-            if error is not None:
-                failure = end_on_cluster_error(outcome, error)
+            with Interruption(outcome) as interruption:
+                raise_if_stopped()
+                require_alias(client, alias)
+                raws = present_files(context, feed, root, "raw file", raw_batch_path, raw_batch_key(feed),
+                                     NO_BATCH, outcome)
+                error = index_batches(
+                    outcome, raws, lambda batch, raw: index_reports(client, raw, alias=alias, feed=feed.name,
+                                                                    batch=batch, max_line_bytes=line_limit),
+                    vt_elasticsearch.bulk_streams)
+                transaction.label(indexed=sum(m.get("indexed", 0) for m in outcome.finished.values()),
+                                  failed_batches=len(outcome.failed))
+                if error is not None:
+                    failure = end_on_cluster_error(outcome, error)
         except (ElasticsearchError, OSError) as exc:
             failure = end_on_cluster_error(outcome, exc)
         finally:
             client.close()
+        if interruption.happened:
+            failure = interruption.failure()
         yield from conclude(context, outcome, failure=failure)
 
     return report_cache

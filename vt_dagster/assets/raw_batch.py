@@ -8,8 +8,11 @@ from pydantic import Field
 
 from vt_dagster.apm import StageTransaction, VTApmResource, optional_apm
 from vt_dagster.feeds import Feed
-from vt_dagster.assets.common import RangeOutcome, conclude, stage_asset
-from vt_dagster.raw_batches import BatchOutcome, RawBatchError, fetch_batches
+from vt_dagster.assets.common import Interruption, RangeOutcome, conclude, stage_asset
+from vt_dagster.interrupts import raise_if_stopped
+from vt_dagster.raw_batches import (
+    STATUS_DOWNLOADED, STATUS_PRESENT, BatchOutcome, RawBatchError, fetch_batches,
+)
 from vt_dagster.resources import VTFeedsResource, VTStorageResource
 from vt_dagster.storage import raw_batch_path
 from vt_dagster.vt_client import FeedAuthError
@@ -79,21 +82,31 @@ def build_raw_batch_asset(feed: Feed, *, with_apm: bool = False) -> dg.AssetsDef
         others are kept (`conclude`)."""
         keys = context.partition_keys
         context.log.info(f"{feed.name}: {len(keys)} batch(es) {keys[0]}..{keys[-1]}")
-        error: RawBatchError | None = None
-        with vt_feeds.client() as client:
-            try:
-                outcomes = fetch_batches(
-                    client, vt_storage.path, feed, keys,
-                    refetch_missing=config.refetch_missing,
-                    workers=vt_feeds.download_workers,
-                    hourly_min_minutes=vt_feeds.hourly_min_minutes,
-                    max_consecutive_missing=vt_feeds.max_consecutive_missing,
-                )
-            except FeedAuthError as exc:
-                raise dg.Failure(str(exc), allow_retries=False) from None
-            except RawBatchError as exc:
-                error, outcomes = exc, exc.outcomes
         outcome = RangeOutcome(f"{feed.name}/raw_batch", len(keys))
+        error: RawBatchError | None = None
+        heard: dict[str, BatchOutcome] = {}
+        with Interruption(outcome) as interruption:
+            raise_if_stopped()
+            with vt_feeds.client() as client:
+                try:
+                    outcomes = fetch_batches(
+                        client, vt_storage.path, feed, keys,
+                        refetch_missing=config.refetch_missing,
+                        workers=vt_feeds.download_workers,
+                        hourly_min_minutes=vt_feeds.hourly_min_minutes,
+                        max_consecutive_missing=vt_feeds.max_consecutive_missing,
+                        on_outcome=lambda batch: heard.__setitem__(batch.batch, batch),
+                    )
+                except FeedAuthError as exc:
+                    raise dg.Failure(str(exc), allow_retries=False) from None
+                except RawBatchError as exc:
+                    error, outcomes = exc, exc.outcomes
+        if interruption.happened:  # what is on disk, or known missing from earlier runs, is done
+            for batch in heard.values():
+                if batch.status in (STATUS_DOWNLOADED, STATUS_PRESENT) or batch.source == "marker":
+                    outcome.finish(batch.batch, partition_metadata(batch, vt_storage, feed))
+            yield from conclude(context, outcome, failure=interruption.failure())
+            return
         counts: dict[str, int] = {}
         for batch in outcomes:
             if error is not None and batch.batch in error.unfinished:

@@ -9,7 +9,10 @@ from vt_dagster.apm import StageTransaction, VTApmResource, optional_apm, record
 from vt_dagster.assets.raw_batch import raw_batch_key
 from vt_dagster.config_errors import ConfigurationError
 from vt_dagster.feeds import Feed
-from vt_dagster.assets.common import RangeOutcome, batch_check_result, conclude, present_files, stage_asset
+from vt_dagster.interrupts import raise_if_stopped
+from vt_dagster.assets.common import (
+    Interruption, RangeOutcome, batch_check_result, conclude, present_files, stage_asset,
+)
 from vt_dagster.resources import VTStorageResource, VTSummarizerResource
 from vt_dagster.storage import raw_batch_path, record_summary_count, remove_debris, summary_folder, summary_path
 from vt_dagster.summaries import BatchSummaryResult, SummaryJob, summarize_many
@@ -122,28 +125,32 @@ def build_summaries_asset(feed: Feed, *, with_apm: bool = False) -> dg.AssetsDef
         except ConfigurationError as exc:
             raise dg.Failure(str(exc), allow_retries=False) from None
         root = vt_storage.path
-        if removed := remove_debris([summary_folder(root, feed.name)]):
-            context.log.info(f"{feed.name}: removed {removed} temp file(s) crashed runs left behind")
         outcome = RangeOutcome(f"{feed.name}/summaries", len(context.partition_keys))
-        raws = present_files(context, feed, root, "raw file", raw_batch_path, raw_batch_key(feed),
-                             {"status": "no batch", "objects": 0, "summaries": 0}, outcome)
-        for batch in outcome.finished:  # VT never served it: zero documents, which the sensor counts as done
-            record_summary_count(root, feed.name, batch, 0)
-        jobs = [SummaryJob(raw, summary_path(root, feed.name, batch), feed.name, batch,
-                           vt_summarizer.whitelist_path, counts_root=root, max_line_bytes=line_limit)
-                for batch, raw in raws.items()]
-
         results: dict[str, BatchSummaryResult] = {}
-        with span("summarize batches", subtype="summarize", labels={"batches": len(jobs)}):
-            done = summarize_many(jobs, workers=vt_summarizer.workers or None,
-                                  whitelist_path=vt_summarizer.whitelist_path)
-            for job, result in zip(jobs, done):
-                if isinstance(result, str):
-                    outcome.fail(job.batch, result.removeprefix(f"{job.feed} batch {job.batch}: "))
-                    continue
-                record_batch_span(result)
-                results[result.batch] = result
-                outcome.finish(result.batch, summary_metadata(result))
+        with Interruption(outcome) as interruption:
+            raise_if_stopped()
+            if removed := remove_debris([summary_folder(root, feed.name)]):
+                context.log.info(f"{feed.name}: removed {removed} temp file(s) crashed runs left behind")
+            raws = present_files(context, feed, root, "raw file", raw_batch_path, raw_batch_key(feed),
+                                 {"status": "no batch", "objects": 0, "summaries": 0}, outcome)
+            for batch in outcome.finished:  # VT never served it: zero documents, which the sensor counts as done
+                record_summary_count(root, feed.name, batch, 0)
+            jobs = [SummaryJob(raw, summary_path(root, feed.name, batch), feed.name, batch,
+                               vt_summarizer.whitelist_path, counts_root=root, max_line_bytes=line_limit)
+                    for batch, raw in raws.items()]
+            with span("summarize batches", subtype="summarize", labels={"batches": len(jobs)}):
+                done = summarize_many(jobs, workers=vt_summarizer.workers or None,
+                                      whitelist_path=vt_summarizer.whitelist_path)
+                for job, result in zip(jobs, done, strict=True):
+                    if isinstance(result, str):
+                        outcome.fail(job.batch, result.removeprefix(f"{job.feed} batch {job.batch}: "))
+                        continue
+                    record_batch_span(result)
+                    results[result.batch] = result
+                    outcome.finish(result.batch, summary_metadata(result))
+        if interruption.happened:
+            yield from conclude(context, outcome, failure=interruption.failure())
+            return
         objects = sum(r.objects for r in results.values())
         rejected = sum(r.rejected for r in results.values())
         context.log.info(f"{feed.name}: {len(results)} batch(es), {objects} objects, {rejected} rejected lines")
