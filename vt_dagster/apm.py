@@ -179,7 +179,7 @@ def process_agent(config: Mapping[str, Any]) -> elasticapm.Client:
     global _agent, _agent_settings
     with _agent_lock:
         if _agent is not None and _agent_settings != dict(config):
-            _agent.close()
+            _close_within(_agent, CLOSE_BUDGET_S)
             _agent = None
         if _agent is None:
             _agent = elasticapm.Client(**config)
@@ -187,16 +187,29 @@ def process_agent(config: Mapping[str, Any]) -> elasticapm.Client:
         return _agent
 
 
-def close_process_agent() -> float | None:
-    """Send the queued events and stop the agent's threads; the seconds it took (None: no agent)."""
+CLOSE_BUDGET_S = 2.0
+"""The longest closing the agent may hold up a step's end (or a stop): an APM server that does
+not answer would keep it waiting for the agent's own flush time (10 s) after its timeouts."""
+
+
+def close_process_agent(budget_s: float = CLOSE_BUDGET_S) -> float | None:
+    """Send the queued events and stop the agent's threads, waiting at most `budget_s`: the
+    events still unsent then are dropped (the agent's threads are daemons and end with the
+    process). The seconds it took (None: no agent)."""
     global _agent, _agent_settings
     with _agent_lock:
         agent, _agent, _agent_settings = _agent, None, None
-        if agent is None:
-            return None
-        started = time.monotonic()
-        agent.close()
-        return time.monotonic() - started
+    if agent is None:
+        return None
+    started = time.monotonic()
+    _close_within(agent, budget_s)
+    return time.monotonic() - started
+
+
+def _close_within(agent: elasticapm.Client, budget_s: float) -> None:
+    closing = threading.Thread(target=agent.close, name="vt-apm-close", daemon=True)
+    closing.start()
+    closing.join(budget_s)
 
 
 def apm_resource_settings(environ: Mapping[str, str]) -> dict[str, Any]:

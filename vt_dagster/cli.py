@@ -167,16 +167,21 @@ _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; SIGTERM stops it as Ctrl-C does: one line saying what was done, exit
+    code 143 (130 for Ctrl-C), no temp file left."""
+    from vt_dagster.interrupts import StopSignals
+
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
-    try:
-        return handler(args)
-    except KeyboardInterrupt:
-        return 130
-    except (CommandError, RuntimeError, ValueError, OSError) as exc:
-        print(f"vt-dagster {args.command}: {exc}", file=sys.stderr)
-        return 2
+    with StopSignals(f"vt-dagster {args.command}") as signals:
+        try:
+            return handler(args)
+        except KeyboardInterrupt as exc:
+            return signals.report(exc)
+        except (CommandError, RuntimeError, ValueError, OSError) as exc:
+            print(f"vt-dagster {args.command}: {exc}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

@@ -45,12 +45,14 @@ from elasticsearch import ConnectionError as TransportConnectionError
 from elasticsearch.helpers import streaming_bulk
 
 from vt_dagster.feeds import FEEDS, get_feed, parse_minute_key
+from vt_dagster.interrupts import raise_if_stopped, stop_on_interrupt
 # Re-exported for the callers that print search hits as they always did (the demo).
 from vt_dagster.search_output import summaries_table as summaries_table
 # Re-exported: the one error for a raw batch that cannot be read to its end (missing, corrupt,
 # truncated bz2), whichever stage reads it.
-from vt_dagster.summaries import BatchReadError as BatchReadError
-from vt_dagster.summaries import iter_batch_lines, results_in_order
+from vt_dagster.batch_lines import BatchReadError as BatchReadError
+from vt_dagster.batch_lines import DEFAULT_MAX_LINE_BYTES, OversizedLine, iter_batch_lines, iter_lines
+from vt_dagster.summaries import results_in_order
 
 DEFAULT_URL = "http://127.0.0.1:9200"
 DEFAULT_PREFIX = "vt"
@@ -823,7 +825,8 @@ def run_concurrently(jobs: Sequence[Callable[[], IndexResult]], streams: int) ->
         for job in jobs:
             yield job()
         return
-    with ThreadPoolExecutor(max_workers=min(streams, len(jobs)), thread_name_prefix="vt-bulk") as pool:
+    with ThreadPoolExecutor(max_workers=min(streams, len(jobs)), thread_name_prefix="vt-bulk") as pool, \
+            stop_on_interrupt():  # the streams stop at their next line instead of finishing their batch
         yield from results_in_order([pool.submit(contextvars.copy_context().run, job) for job in jobs])
 
 
@@ -837,17 +840,19 @@ def index_summary_file(
     max_retries: int = DEFAULT_MAX_RETRIES,
     initial_backoff: float = DEFAULT_INITIAL_BACKOFF_S,
     refresh: bool = False,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> IndexResult:
     """Index an NDJSON summary file into `alias`, `_id` = summary_doc_id(vt.batch, vt.id).
 
     Each line is checked (JSON object with `vt.batch` and `vt.id` strings) and then sent as
-    its original bytes, not re-serialised. Bad lines and refused documents are counted in
-    `failed` with their line numbers; nothing is raised per document. `refresh` makes the
-    documents searchable before returning (for counting right away).
+    its original bytes, not re-serialised. Bad lines (a line longer than `max_line_bytes`
+    too, never held whole) and refused documents are counted in `failed` with their line
+    numbers; nothing is raised per document. `refresh` makes the documents searchable before
+    returning (for counting right away).
     """
     tally = _Tally()
     started = time.monotonic()
-    _run_bulk(client, _summary_actions(Path(path), alias, tally), tally,
+    _run_bulk(client, _summary_actions(Path(path), alias, tally, max_line_bytes), tally,
               what=f"index {path} into {alias}", alias=alias, batch=Path(path).stem,
               chunk_size=chunk_size, max_chunk_bytes=max_chunk_bytes, max_retries=max_retries,
               initial_backoff=initial_backoff)
@@ -856,9 +861,13 @@ def index_summary_file(
     return tally.result(started)
 
 
-def _summary_actions(path: Path, alias: str, tally: _Tally) -> Iterator[tuple[bytes, bytes]]:
+def _summary_actions(path: Path, alias: str, tally: _Tally, max_line_bytes: int) -> Iterator[tuple[bytes, bytes]]:
     with open(path, "rb") as handle:
-        for number, line in enumerate(handle, start=1):
+        for number, line in iter_lines(handle, max_line_bytes):
+            raise_if_stopped()
+            if isinstance(line, OversizedLine):
+                tally.reject_line(number, line.reason)
+                continue
             line = line.strip()
             if not line:
                 continue
@@ -923,6 +932,7 @@ def index_reports(
     max_retries: int = DEFAULT_MAX_RETRIES,
     initial_backoff: float = DEFAULT_INITIAL_BACKOFF_S,
     refresh: bool = False,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> IndexResult:
     """Index the full VT objects of a raw bz2 batch into the report alias `alias`.
 
@@ -931,14 +941,15 @@ def index_reports(
     the same batch again rewrites the same documents (idempotent); an older batch arriving
     after a newer one gets 409 from Elasticsearch and is counted in `skipped_older`.
     Lines may be bare objects or `{"data": object}`; bad lines count as failed with their
-    number. A corrupt or truncated bz2 file raises BatchReadError (what was sent stays).
+    number, a line longer than `max_line_bytes` too (it is never held whole). A corrupt or
+    truncated bz2 file raises BatchReadError (what was sent stays).
     """
     feed_name = get_feed(feed).name
     version = batch_version(batch)
     extra = {"vt.feed": feed_name, "vt.batch": batch, "vt.batch_time": batch_time(batch)}
     tally = _Tally()
     started = time.monotonic()
-    actions = _report_actions(Path(raw_batch_path), alias, extra, version, tally)
+    actions = _report_actions(Path(raw_batch_path), alias, extra, version, tally, max_line_bytes)
     _run_bulk(client, actions, tally, what=f"index reports of {raw_batch_path} into {alias}",
               alias=alias, batch=batch, chunk_size=chunk_size, max_chunk_bytes=max_chunk_bytes,
               max_retries=max_retries, initial_backoff=initial_backoff, conflicts_are_older=True)
@@ -948,11 +959,15 @@ def index_reports(
 
 
 def _report_actions(
-    path: Path, alias: str, extra: dict[str, str], version: int, tally: _Tally
+    path: Path, alias: str, extra: dict[str, str], version: int, tally: _Tally, max_line_bytes: int,
 ) -> Iterator[tuple[bytes, bytes]]:
     extra_members = json.dumps(extra, ensure_ascii=False)[1:-1].encode("utf-8")
     versioning = f',"version":{version},"version_type":"external_gte"'
-    for number, line in iter_batch_lines(path):
+    for number, line in iter_batch_lines(path, max_line_bytes):
+        raise_if_stopped()
+        if isinstance(line, OversizedLine):
+            tally.reject_line(number, line.reason)
+            continue
         line = line.strip()
         if not line:
             continue

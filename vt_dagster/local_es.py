@@ -25,12 +25,16 @@ from pathlib import Path
 
 import requests
 
+from vt_dagster.storage import remove_stale_parts
+
 ES_VERSION = os.environ.get("VT_LOCAL_ES_VERSION", "8.19.21")
 ES_ARTIFACT = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip"
 DEFAULT_PORT = 9200
 DEFAULT_HEAP = "512m"
 SERVICE_USER = "vt-es"
 STATE_FILE = "node.json"
+FETCH_PREFIX = ".fetch-"
+"""The temp folder a distribution is fetched and unpacked in, inside the cache root."""
 
 
 class LocalElasticsearchError(RuntimeError):
@@ -51,12 +55,13 @@ def ensure_distribution(version: str = ES_VERSION, root: Path | None = None) -> 
     """The unpacked distribution for `version`, fetched from Maven Central on first use."""
     root = root or cache_root()
     home = root / f"elasticsearch-{version}"
+    remove_stale_parts(root, spool_prefix=FETCH_PREFIX)  # what a fetch killed midway left
     if (home / "bin" / "elasticsearch").is_file():
         return home
     if shutil.which("mvn") is None:
         raise LocalElasticsearchError("Maven (`mvn`) is not installed: it fetches Elasticsearch")
     root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=root, prefix=".fetch-") as tmp:
+    with tempfile.TemporaryDirectory(dir=root, prefix=FETCH_PREFIX) as tmp:
         artifact = ES_ARTIFACT.format(version=version)
         result = subprocess.run(
             ["mvn", "-q", "-B", "dependency:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={tmp}"],

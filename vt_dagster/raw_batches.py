@@ -16,18 +16,21 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from vt_dagster.feeds import HOUR_FORMAT, HOURLY_LAG, Feed, minute_key, parse_minute_key
+from vt_dagster.interrupts import on_stop, stop_on_interrupt
 from vt_dagster.storage import (
+    SPOOL_PREFIX,
     forget_absence,
     incident_note_path,
     missing_marker_path,
     raw_batch_path,
-    remove_stale_parts,
+    raw_write_folders,
+    remove_debris,
     verify_batch_file,
     write_incident_note,
     write_missing_marker,
@@ -70,11 +73,16 @@ class RawBatchError(RuntimeError):
 
     `retryable`: whether asking again soon may help (network faults may heal; a VT incident,
     404s VT gave on purpose, is asked again by the next runs, not by a retry 30 s later).
+    `outcomes`: every batch of the range in key order; `unfinished`: why each batch that is
+    neither on disk nor remembered as missing is not (failed, or a 404 of the incident).
     """
 
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
+    def __init__(self, message: str, *, retryable: bool = True, outcomes: list[BatchOutcome] | None = None,
+                 unfinished: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.outcomes = outcomes or []
+        self.unfinished = unfinished or {}
 
 
 @dataclass
@@ -158,7 +166,8 @@ def fetch_batches(
     """Make every batch of the range present on disk (or known missing), in key order.
 
     Raises `FeedAuthError` at once for 401/403. Other failures are collected: every batch
-    that could be fetched is kept, then `RawBatchError` names the rest.
+    that could be fetched is kept, then `RawBatchError` names the rest (and carries every
+    batch's outcome).
 
     More than `max_consecutive_missing` 404s in a row is an incident (VT says so), and the
     rule holds across runs: a live run fetches one minute, so the streak also counts the
@@ -169,37 +178,66 @@ def fetch_batches(
     which does not stop it from being asked again but keeps the streak visible: a retry, the
     next live minute or a gap-filling run that meets the same 404s fails as loudly instead
     of starting a new count. A download removes a batch's notes.
+
+    `on_outcome` hears each batch's fate as soon as it is known (before any 404 is noted on
+    disk): what a run stopped midway had done. A stop (`interrupts`) aborts the requests in
+    flight, removes their temp files and raises StopRequested.
     """
     now = now or dt.datetime.now(dt.timezone.utc)
+    keys = list(batches)
+    if removed := remove_debris(raw_write_folders(root, feed.name, keys)):
+        log.info("%s: removed %d temp file(s) or folder(s) crashed runs left behind", feed.name, removed)
     plan = plan_fetch(
-        root, feed, batches, now=now, refetch_missing=refetch_missing,
+        root, feed, keys, now=now, refetch_missing=refetch_missing,
         hourly_min_minutes=hourly_min_minutes, workers=workers,
     )
-    outcomes: dict[str, BatchOutcome] = dict(plan.present)
-    remove_stale_parts(root / "raw" / feed.name)
+    outcomes: dict[str, BatchOutcome] = {}
+    heard = on_outcome or (lambda outcome: None)
 
-    fallback: list[str] = []
-    for hour, minutes in sorted(plan.hourly.items()):
-        fetched = _fetch_hour(client, root, feed, hour, minutes)
-        if fetched is None:
-            fallback.extend(minutes)
-        else:
-            outcomes.update(fetched)
+    def known(outcome: BatchOutcome) -> None:
+        outcomes[outcome.batch] = outcome
+        heard(outcome)
 
-    minute_keys = sorted(plan.minutes + fallback)
-    fetch = in_callers_context(lambda key: _fetch_minute(client, root, feed, key))
-    with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
-        for outcome in pool.map(fetch, minute_keys):
-            outcomes[outcome.batch] = outcome
+    for outcome in plan.present.values():
+        known(outcome)
+    with on_stop(client.abort), stop_on_interrupt():
+        fallback: list[str] = []
+        for hour, minutes in sorted(plan.hourly.items()):
+            fetched = _fetch_hour(client, root, feed, hour, minutes)
+            if fetched is None:
+                fallback.extend(minutes)
+            else:
+                for outcome in fetched.values():
+                    known(outcome)
+
+        minute_keys = sorted(plan.minutes + fallback)
+        fetch = in_callers_context(lambda key: _fetch_minute(client, root, feed, key))
+        futures: list[Future[BatchOutcome]] = []
+        try:
+            with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+                futures = [pool.submit(fetch, key) for key in minute_keys]
+                try:
+                    for future in as_completed(futures):  # as they come: a stop keeps every one done so far
+                        known(future.result())
+                finally:
+                    for future in futures:
+                        future.cancel()
+        except BaseException:
+            for future in futures:  # done while the error (a stop) went up: on disk and whole, heard too
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    if future.result().batch not in outcomes:
+                        known(future.result())
+            raise
 
     ordered = [outcomes[key] for key in sorted(outcomes)]
     incidents = [streak for streak in missing_streaks(root, feed, ordered) if len(streak) > max_consecutive_missing]
     _note_absences(root, feed, ordered, incidents)
-    if on_outcome:
-        for outcome in ordered:
-            on_outcome(outcome)
 
     failed = [outcome for outcome in ordered if outcome.status == STATUS_FAILED]
+    unfinished = {outcome.batch: outcome.error for outcome in failed}
+    for streak in incidents:
+        unfinished.update({batch: f"404 in an incident ({streak[0]}..{streak[-1]})"
+                           for batch in streak if batch in outcomes})
     if incidents:
         streak = max(incidents, key=len)
         others = f" and {len(incidents) - 1} more such streak(s)" if len(incidents) > 1 else ""
@@ -207,13 +245,14 @@ def fetch_batches(
             f"{feed.name}: {len(streak)} consecutive minutes without a batch ({streak[0]}..{streak[-1]}){others}, "
             f"more than the {max_consecutive_missing} VT calls normal: the feed may be down; "
             "these minutes are not remembered as missing and will be asked for again",
-            retryable=bool(failed),
+            retryable=bool(failed), outcomes=ordered, unfinished=unfinished,
         )
     if failed:
         first = failed[0]
         raise RawBatchError(
             f"{feed.name}: {len(failed)} of {len(ordered)} batches could not be fetched "
-            f"(first: {first.batch}: {first.error}); all others were kept"
+            f"(first: {first.batch}: {first.error})",
+            outcomes=ordered, unfinished=unfinished,
         )
     return ordered
 
@@ -321,7 +360,7 @@ def _fetch_hour(
     started = time.monotonic()
     spool_dir = root / "raw" / feed.name
     spool_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=spool_dir, prefix=f".hourly-{hour}-") as tmp:
+    with tempfile.TemporaryDirectory(dir=spool_dir, prefix=f"{SPOOL_PREFIX}{hour}-") as tmp:
         package = Path(tmp) / f"{hour}.tar.bz2"
         try:
             available, attempts = client.download_hour(feed, hour, package)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 from pydantic import Field
 
+from vt_dagster.batch_lines import DEFAULT_MAX_LINE_BYTES, MAX_LINE_BYTES_VARIABLE, parse_max_line_bytes
 from vt_dagster.vt_client import DEFAULT_API_URL, FeedsClient, RetryPolicy
 from vt_dagster.whitelist import UrlWhitelist, load_url_whitelist, url_whitelist_path_from_env
 
@@ -58,13 +59,24 @@ class VTFeedsResource(dg.ConfigurableResource):
 
 
 class VTStorageResource(dg.ConfigurableResource):
-    """Root of raw batches and summaries (`VT_DATA_DIR`)."""
+    """Root of raw batches and summaries (`VT_DATA_DIR`), and the longest line a stage reads
+    from them whole (`VT_MAX_LINE_BYTES`)."""
 
     root: str = Field(default=DEFAULT_DATA_DIR, description="Root folder of raw batches and summaries")
+    max_line_bytes: str = Field(
+        default="", description="Longest line read whole, in bytes or e.g. 64MiB (VT_MAX_LINE_BYTES; "
+        "empty: 64 MiB); a longer line is skipped and counted as rejected, never held in memory",
+    )
 
     @property
     def path(self) -> Path:
         return Path(self.root).expanduser().resolve()
+
+    def line_limit(self) -> int:
+        """The line limit in bytes, read now: a bad value is a `ConfigurationError` naming
+        `VT_MAX_LINE_BYTES`, which the stages that read lines fail with."""
+        text = self.max_line_bytes.strip()
+        return parse_max_line_bytes(text) if text else DEFAULT_MAX_LINE_BYTES
 
 
 def feeds_resource_from_env() -> VTFeedsResource:
@@ -75,7 +87,8 @@ def feeds_resource_from_env() -> VTFeedsResource:
 
 
 def storage_resource_from_env() -> VTStorageResource:
-    return VTStorageResource(root=os.environ.get("VT_DATA_DIR", DEFAULT_DATA_DIR))
+    return VTStorageResource(root=os.environ.get("VT_DATA_DIR", DEFAULT_DATA_DIR),
+                             max_line_bytes=os.environ.get(MAX_LINE_BYTES_VARIABLE, "").strip())
 
 
 class VTSummarizerResource(dg.ConfigurableResource):

@@ -12,7 +12,9 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import secrets
+import shutil
 import stat
 import time
 from collections.abc import Iterable, Iterator
@@ -26,7 +28,14 @@ import elasticapm
 from vt_dagster.feeds import parse_minute_key
 
 PART_SUFFIX = ".part"
+_TEMP_TOKEN_BYTES = 6
+_TEMP_NAME = re.compile(rf"\.(.+)\.[0-9a-f]{{{2 * _TEMP_TOKEN_BYTES}}}{re.escape(PART_SUFFIX)}")
+"""`atomic_writer`'s temp file name: `.<final name>.<12 hex digits>.part`."""
+SPOOL_PREFIX = ".hourly-"
+"""The temp folders an hourly package is downloaded and split in, in `<root>/raw/<feed>/`."""
 READ_CHUNK = 1 << 20
+DECODE_STEP = 4 << 20
+"""Most decompressed bytes a verification holds at once."""
 # A temp file older than this is debris from a crashed writer, not a download in progress.
 STALE_PART_AGE_S = 3600
 
@@ -54,7 +63,7 @@ def incident_note_path(root: Path, feed: str, batch: str) -> Path:
 def summary_path(root: Path, feed: str, batch: str) -> Path:
     """`<root>/summary/<feed>/<YYYYMMDDhhmm>.summary`."""
     parse_minute_key(batch)
-    return Path(root) / "summary" / feed / f"{batch}.summary"
+    return summary_folder(root, feed) / f"{batch}.summary"
 
 
 class NotARegularFileError(OSError):
@@ -120,7 +129,7 @@ def _create_temp_beside(path: Path) -> tuple[int, Path]:
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     for _ in range(100):
-        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}{PART_SUFFIX}"
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(_TEMP_TOKEN_BYTES)}{PART_SUFFIX}"
         try:
             return os.open(tmp, flags, 0o666), tmp
         except FileExistsError:
@@ -137,20 +146,69 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def remove_stale_parts(directory: Path, now: float | None = None) -> int:
-    """Delete temp files that crashed writers left behind; returns how many went."""
-    if not directory.is_dir():
-        return 0
+def remove_stale_parts(directory: Path, now: float | None = None, *, of: str | None = None,
+                       spool_prefix: str = SPOOL_PREFIX) -> int:
+    """Delete what crashed writers left directly in `directory`: `atomic_writer`'s temp files and
+    temp folders (`spool_prefix`: hourly spool folders) untouched for STALE_PART_AGE_S; returns
+    how many went. `of`: only the temp files of that final name (in a folder other programs
+    write to as well).
+
+    Age is the newest modification time (a spool folder's: of itself and what it holds): a
+    writer at work touches its temp file with every write, so only a dead writer's gets old.
+    """
     now = time.time() if now is None else now
     removed = 0
-    for part in directory.glob(f".*{PART_SUFFIX}"):
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    for entry in entries:
+        name = entry.name
         try:
-            if now - part.stat().st_mtime > STALE_PART_AGE_S:
-                part.unlink()
-                removed += 1
-        except FileNotFoundError:
-            pass
+            temp = _TEMP_NAME.fullmatch(name)
+            if temp and (of is None or temp.group(1) == of) and entry.is_file(follow_symlinks=False):
+                if now - entry.stat(follow_symlinks=False).st_mtime > STALE_PART_AGE_S:
+                    os.unlink(entry.path)
+                    removed += 1
+            elif of is None and name.startswith(spool_prefix) and entry.is_dir(follow_symlinks=False):
+                if now - _newest_mtime(Path(entry.path)) > STALE_PART_AGE_S:
+                    shutil.rmtree(entry.path)
+                    removed += 1
+        except FileNotFoundError:  # another run removed it first
+            continue
     return removed
+
+
+def _newest_mtime(folder: Path) -> float:
+    newest = folder.lstat().st_mtime
+    for path in folder.rglob("*"):
+        try:
+            newest = max(newest, path.lstat().st_mtime)
+        except FileNotFoundError:
+            continue
+    return newest
+
+
+def raw_write_folders(root: Path, feed: str, batches: Iterable[str]) -> list[Path]:
+    """Where a download run of `batches` writes: the feed's raw folder (hourly spool folders) and
+    the day folders of the batches, with the day before the first (a run that died just before
+    midnight left its temp files there, and the runs after it write the next day)."""
+    days = {raw_batch_path(root, feed, batch).parent for batch in batches}
+    if days:
+        first = min(days)
+        before = (dt.date.fromisoformat(first.name) - dt.timedelta(days=1)).isoformat()
+        days.add(first.parent / before)
+    return [Path(root) / "raw" / feed, *sorted(days)]
+
+
+def summary_folder(root: Path, feed: str) -> Path:
+    """`<root>/summary/<feed>`: every summary and day counts file of a feed."""
+    return Path(root) / "summary" / feed
+
+
+def remove_debris(folders: Iterable[Path], now: float | None = None) -> int:
+    """`remove_stale_parts` in each of `folders`; the total removed."""
+    return sum(remove_stale_parts(folder, now) for folder in folders)
 
 
 @dataclass(frozen=True)
@@ -190,16 +248,28 @@ class BatchVerifier:
             return
         started = time.perf_counter()
         try:
-            while chunk:
-                if self._decoder.eof:
-                    # Concatenated bz2 streams (pbzip2/lbzip2 output) are valid batches too.
-                    self._decoder = bz2.BZ2Decompressor()
-                self._count(self._decoder.decompress(chunk))
-                chunk = self._decoder.unused_data if self._decoder.eof else b""
+            self._decode(chunk)
         except (OSError, EOFError, ValueError) as exc:
             self._error = f"not a valid bz2 stream ({exc})"
         finally:
             self.decode_seconds += time.perf_counter() - started
+
+    def _decode(self, data: bytes) -> None:
+        """Decode `data` at most DECODE_STEP bytes of output at a time: a few KB of bz2 can
+        decode to gigabytes, which one unbounded call would hold at once."""
+        while True:
+            if self._decoder.eof:
+                if not data:
+                    return
+                # Concatenated bz2 streams (pbzip2/lbzip2 output) are valid batches too.
+                self._decoder = bz2.BZ2Decompressor()
+            self._count(self._decoder.decompress(data, DECODE_STEP))
+            if self._decoder.eof:
+                data = self._decoder.unused_data
+            elif self._decoder.needs_input:
+                return
+            else:  # more output is waiting for the input already given
+                data = b""
 
     def _count(self, data: bytes) -> None:
         if data:
@@ -286,7 +356,7 @@ def forget_absence(root: Path, feed: str, batch: str, *, marker: bool = True, in
 
 def summary_counts_path(root: Path, feed: str, day: str) -> Path:
     """`<root>/summary/<feed>/<YYYY-MM-DD>.counts`: documents each batch of that day should have."""
-    return Path(root) / "summary" / feed / f"{day}.counts"
+    return summary_folder(root, feed) / f"{day}.counts"
 
 
 def record_summary_count(root: Path, feed: str, batch: str, documents: int) -> None:

@@ -7,15 +7,17 @@ decompression is ~90 % of the work (measured: see README, Performance):
 - `msgspec` reads each line with the attributes left as raw JSON and decodes only those a
   summarizer reads (`ATTRIBUTES_READ`): never the 70 engine results that are half of
   every file object.
-A line that is not JSON, or not a VT object, is counted with its line number and reported;
-it never stops the batch.
+A line that is not JSON, or not a VT object, or longer than the line limit
+(`VT_MAX_LINE_BYTES`, see `batch_lines`), is counted with its line number and reported; it
+never stops the batch.
 """
 
 from __future__ import annotations
 
-import bz2
-import io
+import contextlib
 import json
+import os
+import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -25,26 +27,20 @@ from typing import IO, Any, TypedDict, TypeVar
 
 import msgspec
 
+from vt_dagster.batch_lines import BatchReadError as BatchReadError  # raised by summarize_batch_file
+from vt_dagster.batch_lines import DEFAULT_MAX_LINE_BYTES, OversizedLine, iter_batch_lines
 from vt_dagster.feeds import get_feed, parse_minute_key
+from vt_dagster.interrupts import StopRequested, on_stop, stop_on_interrupt, stop_requested
 from vt_dagster.storage import atomic_writer, record_summary_count
 from vt_dagster.summarize import (
     ATTRIBUTES_READ, NESTED_KEYS_READ, TOP_LEVEL_KEYS_READ, NotAVTObjectError, summarize_object,
 )
 from vt_dagster.whitelist import UrlWhitelist
 
-try:
-    import indexed_bzip2
-except ImportError:  # pragma: no cover - the package is a dependency; bz2 is the fallback
-    indexed_bzip2 = None
-
 MAX_REPORTED_REJECTS = 20
 
 
 T = TypeVar("T")
-
-
-class BatchReadError(ValueError):
-    """The raw batch itself is unreadable (not bz2, truncated): nothing was written."""
 
 
 def _narrowed(name: str, keys: tuple[str, ...]) -> type:
@@ -115,29 +111,6 @@ def parse_feed_line(line: bytes) -> Any:
     return json.loads(line)
 
 
-# Decompressed bytes read ahead at once. Decoding and summarizing evict each other's data
-# from the CPU caches: taking turns every 8 MiB rather than every bzip2 block (~900 KB)
-# saved ~20 % of the CPU summarizing takes beside decoding. The largest buffer a batch needs.
-_READ_AHEAD = 8 << 20
-
-
-def open_batch(path: Path) -> IO[bytes]:
-    """A buffered line reader over the decompressed batch."""
-    if indexed_bzip2 is not None:
-        raw = indexed_bzip2.IndexedBzip2FileRaw(str(path), parallelization=1)
-        return io.BufferedReader(raw, buffer_size=_READ_AHEAD)
-    return bz2.open(path, "rb")
-
-
-def iter_batch_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(line number, line) for every line; BatchReadError if the bz2 is bad."""
-    try:
-        with open_batch(path) as reader:
-            yield from enumerate(reader, start=1)
-    except (OSError, EOFError, ValueError, RuntimeError) as exc:
-        raise BatchReadError(f"{path}: not a readable bz2 batch ({exc})") from None
-
-
 @dataclass
 class BatchSummaryResult:
     """What summarizing one batch did; `objects` (lines) == `summaries + rejected` always.
@@ -172,21 +145,25 @@ def summarize_batch_file(
     feed: str,
     batch: str,
     whitelist: UrlWhitelist | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> BatchSummaryResult:
-    """Summarize one raw batch into `dest` (atomically); the old `dest` survives any failure."""
+    """Summarize one raw batch into `dest` (atomically); the old `dest` survives any failure.
+
+    A line longer than `max_line_bytes` is rejected without ever being held whole.
+    """
     started = time.monotonic()
     get_feed(feed)
     parse_minute_key(batch)
     whitelist = whitelist or UrlWhitelist.default()
     result = BatchSummaryResult(feed=feed, batch=batch, path=str(dest), bytes_in=raw_path.stat().st_size)
     with atomic_writer(dest) as out:
-        _summarize_lines(iter_batch_lines(raw_path), out, result, whitelist)
+        _summarize_lines(iter_batch_lines(raw_path, max_line_bytes), out, result, whitelist)
     result.seconds = time.monotonic() - started
     return result
 
 
 def _summarize_lines(
-    lines: Iterator[tuple[int, bytes]], out: IO[bytes], result: BatchSummaryResult,
+    lines: Iterator[tuple[int, bytes | OversizedLine]], out: IO[bytes], result: BatchSummaryResult,
     whitelist: UrlWhitelist,
 ) -> None:
     """The per-line loop: counts kept in locals, summaries written in large chunks (a write
@@ -195,8 +172,14 @@ def _summarize_lines(
     ids: set[str] = set()
     pending: list[bytes] = []
     pending_size = objects = summaries = dropped_urls = bytes_out = 0
+    stopping = stop_requested
     for number, line in lines:
+        if stopping():  # a stop requested from another thread (an interrupt reaches only the main one)
+            raise StopRequested()
         objects += 1
+        if isinstance(line, OversizedLine):
+            result.reject(number, line.reason)
+            continue
         if not line or line.isspace():
             result.reject(number, "empty line")
             continue
@@ -253,6 +236,7 @@ class SummaryJob:
     whitelist_path: Path | None = None
     counts_root: Path | None = None
     """Data root whose day counts file records the batch's document count (see storage)."""
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
 
 
 _worker_whitelist: UrlWhitelist | None = None
@@ -263,10 +247,16 @@ def _init_worker(whitelist_path: Path | None) -> None:
     _worker_whitelist = UrlWhitelist.from_file(whitelist_path) if whitelist_path else UrlWhitelist.default()
 
 
+def _init_worker_process(whitelist_path: Path | None) -> None:
+    """A worker process stops on SIGTERM as on Ctrl-C: the summary it writes removes its temp file."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    _init_worker(whitelist_path)
+
+
 def _run_job(job: SummaryJob) -> BatchSummaryResult | str:
     try:
         result = summarize_batch_file(job.raw_path, job.dest, feed=job.feed, batch=job.batch,
-                                      whitelist=_worker_whitelist)
+                                      whitelist=_worker_whitelist, max_line_bytes=job.max_line_bytes)
         if job.counts_root is not None:
             record_summary_count(job.counts_root, job.feed, job.batch, result.documents)
         return result
@@ -291,7 +281,6 @@ def summarize_many(
             yield _run_job(job)
         return
     import multiprocessing
-    import os
 
     workers = workers or os.cpu_count() or 1
     context = multiprocessing.get_context("forkserver")
@@ -301,11 +290,20 @@ def summarize_many(
     context.set_forkserver_preload(["__main__", __name__])
     with ProcessPoolExecutor(
         max_workers=min(workers, len(jobs)), mp_context=context,
-        initializer=_init_worker, initargs=(whitelist_path,),
-    ) as pool:
+        initializer=_init_worker_process, initargs=(whitelist_path,),
+    ) as pool, on_stop(lambda: _stop_workers(pool)), stop_on_interrupt():
         biggest_first = sorted(range(len(jobs)), key=lambda index: _raw_size(jobs[index]), reverse=True)
         started = {index: pool.submit(_run_job, jobs[index]) for index in biggest_first}
         yield from results_in_order([started[index] for index in range(len(jobs))])
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """SIGTERM to the pool's worker processes: each stops the batch it is on (its temp file goes)
+    instead of the pool waiting for it to finish. `_processes` is the executor's own record of
+    its workers (forkserver children are not this process's children, so not otherwise found)."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            os.kill(process.pid, signal.SIGTERM)
 
 
 def results_in_order(futures: list[Future[T]]) -> Iterator[T]:

@@ -7,8 +7,12 @@ import os
 import sys
 from pathlib import Path
 
+from vt_dagster.batch_lines import DEFAULT_MAX_LINE_BYTES, max_line_bytes_from_env
 from vt_dagster.feeds import FEEDS, enabled_feeds, get_feed, named_feed, parse_minute_key
-from vt_dagster.storage import record_summary_count, summary_path, verify_batch_file
+from vt_dagster.interrupts import Interrupted
+from vt_dagster.storage import (
+    record_summary_count, remove_debris, remove_stale_parts, summary_folder, summary_path, verify_batch_file,
+)
 from vt_dagster.summaries import BatchSummaryResult, SummaryJob, summarize_batch_file, summarize_many
 from vt_dagster.whitelist import UrlWhitelist, load_url_whitelist, url_whitelist_path_from_env
 
@@ -36,6 +40,7 @@ def whitelist_in_force(flag: Path | None) -> tuple[Path | None, UrlWhitelist]:
 def create_single_summary(args: argparse.Namespace) -> int:
     enabled_feeds()  # a broken VT_FEEDS is refused by every command, not only by those it scopes
     _, whitelist = whitelist_in_force(args.url_whitelist)
+    line_limit = max_line_bytes_from_env()
     raw: Path = args.path
     if not raw.is_file():
         raise ValueError(f"{raw}: no such file")
@@ -49,7 +54,13 @@ def create_single_summary(args: argparse.Namespace) -> int:
     else:
         root, feed, batch = infer_batch(raw.resolve())
     dest = args.output or summary_path(root, feed, batch)
-    result = summarize_batch_file(raw, dest, feed=feed, batch=batch, whitelist=whitelist)
+    # What killed runs left: in the data layout every stale temp file, elsewhere only this file's.
+    remove_stale_parts(dest.parent, of=None if args.output is None else dest.name)
+    try:
+        result = summarize_batch_file(raw, dest, feed=feed, batch=batch, whitelist=whitelist,
+                                      max_line_bytes=line_limit)
+    except KeyboardInterrupt:
+        raise Interrupted(f"no summary written ({dest} is as it was)") from None
     if dest == summary_path(root, feed, batch):
         record_summary_count(root, feed, batch, result.documents)
     _report_rejects(result)
@@ -64,7 +75,8 @@ def _report_rejects(result: BatchSummaryResult) -> None:
             print(f"  {line}", file=sys.stderr)
 
 
-def pending_jobs(root: Path, feeds: list[str], whitelist_path: Path | None) -> list[SummaryJob]:
+def pending_jobs(root: Path, feeds: list[str], whitelist_path: Path | None,
+                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> list[SummaryJob]:
     """Every raw batch on disk whose summary file does not exist yet."""
     jobs = []
     for feed in feeds:
@@ -72,7 +84,8 @@ def pending_jobs(root: Path, feeds: list[str], whitelist_path: Path | None) -> l
             batch = raw.name.removesuffix(".bz2")
             dest = summary_path(root, feed, batch)
             if not dest.exists():
-                jobs.append(SummaryJob(raw, dest, feed, batch, whitelist_path, counts_root=root))
+                jobs.append(SummaryJob(raw, dest, feed, batch, whitelist_path, counts_root=root,
+                                       max_line_bytes=max_line_bytes))
     return jobs
 
 
@@ -81,21 +94,30 @@ def back_populate_summaries(args: argparse.Namespace) -> int:
 
     enabled_feeds()  # checked though the default is every feed on disk: VT_FEEDS may not name them all
     whitelist_path, _ = whitelist_in_force(args.url_whitelist)
+    line_limit = max_line_bytes_from_env()
     root = (args.data_dir or Path(os.environ.get("VT_DATA_DIR", "vt_data"))).resolve()
     feeds = [get_feed(args.feed).name] if args.feed else list(FEEDS)
-    jobs = pending_jobs(root, feeds, whitelist_path)
+    remove_debris(summary_folder(root, feed) for feed in feeds)
+    jobs = pending_jobs(root, feeds, whitelist_path, line_limit)
     if not jobs:
         print(f"every raw batch under {root / 'raw'} already has its summary")
         return 0
     failures = 0
     with tqdm(total=len(jobs), unit="batch", desc="summarizing", file=sys.stderr) as progress:
-        for outcome in summarize_many(jobs, workers=args.workers or None, whitelist_path=whitelist_path):
-            if isinstance(outcome, str):
-                failures += 1
-                tqdm.write(f"failed: {outcome}", file=sys.stderr)
-            else:
-                _report_rejects(outcome)
-            progress.update(1)
+        try:
+            for outcome in summarize_many(jobs, workers=args.workers or None, whitelist_path=whitelist_path):
+                if isinstance(outcome, str):
+                    failures += 1
+                    tqdm.write(f"failed: {outcome}", file=sys.stderr)
+                else:
+                    _report_rejects(outcome)
+                progress.update(1)
+        except KeyboardInterrupt:
+            progress.close()
+            # Results come in job order: a later batch may be done while an earlier one was not.
+            written = sum(job.dest.exists() for job in jobs)
+            raise Interrupted(f"{written} of {len(jobs)} summaries written under {root / 'summary'}, "
+                              "every one whole; run it again for the rest") from None
     print(f"{len(jobs) - failures} summaries written under {root / 'summary'}, {failures} failed")
     return 1 if failures else 0
 

@@ -20,9 +20,11 @@ import contextlib
 import itertools
 import random
 import re
+import socket
 import tarfile
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable
@@ -31,8 +33,10 @@ from urllib.parse import urlsplit, urlunsplit
 import elasticapm
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from vt_dagster.feeds import Feed, get_feed, parse_hour_key, parse_minute_key
+from vt_dagster.interrupts import StopRequested
 from vt_dagster.storage import BatchCheck, BatchVerifier, atomic_writer
 
 DEFAULT_API_URL = "https://www.virustotal.com/api/v3"
@@ -120,9 +124,10 @@ class FeedsClient:
             raise FeedAuthError("VT_API_KEY is empty: set it to a VT API key with a feeds licence")
         self.api_url = self.api_url.rstrip("/")
         self._session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=self.pool_size, pool_maxsize=self.pool_size, max_retries=0)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
+        self._adapter = _AbortableAdapter(pool_connections=self.pool_size, pool_maxsize=self.pool_size, max_retries=0)
+        self._session.mount("http://", self._adapter)
+        self._session.mount("https://", self._adapter)
+        self._aborted = threading.Event()
         self._session.headers["User-Agent"] = USER_AGENT
         self._rng = random.Random()
         self._rng_lock = threading.Lock()
@@ -132,6 +137,13 @@ class FeedsClient:
 
     def close(self) -> None:
         self._session.close()
+
+    def abort(self) -> None:
+        """Stop every request of this client now, from any thread: open connections are shut (a
+        read waiting on a slow server returns at once), back-off waits end, and each request in
+        flight or asked for later raises StopRequested; a download's temp file is removed."""
+        self._aborted.set()
+        self._adapter.shut_connections()
 
     def __enter__(self) -> FeedsClient:
         return self
@@ -203,7 +215,7 @@ class FeedsClient:
                 not_available += 1
                 if not patient or not_available >= self.retry.not_available_attempts:
                     raise NotAvailableYetError(f"{what} is not available yet (400 NotAvailableYet): try later")
-                self.sleep(self.retry.not_available_wait_s)
+                self._wait(self.retry.not_available_wait_s)
                 continue
             raise _error_for(status, code, message, what)
 
@@ -218,6 +230,7 @@ class FeedsClient:
         """
         headers = {"x-apikey": self.api_key} if with_key else {}
         while True:
+            self._stop_if_aborted()
             attempts.count += 1
             try:
                 with _http_span(span, url, attempts.count) as apm_span:
@@ -237,11 +250,24 @@ class FeedsClient:
             return response
 
     def _retry_or_raise(self, attempts: _Attempts, what: str, reason: str) -> None:
+        self._stop_if_aborted()  # an aborted request fails with a network error: not one to retry
         if attempts.count >= self.retry.max_attempts:
             raise TransientFeedError(f"{what}: gave up after {attempts.count} attempts (last: {reason})")
         with self._rng_lock:
             delay = self.retry.backoff(attempts.count, self._rng)
-        self.sleep(delay)
+        self._wait(delay)
+
+    def _wait(self, seconds: float) -> None:
+        """`sleep` when one was given (tests), else a wait `abort` ends at once."""
+        if self.sleep is time.sleep:
+            self._aborted.wait(seconds)
+        else:
+            self.sleep(seconds)
+        self._stop_if_aborted()
+
+    def _stop_if_aborted(self) -> None:
+        if self._aborted.is_set():
+            raise StopRequested()
 
     def _stream_to(
         self, location: str, dest: Path, what: str, attempts: _Attempts, span: _SpanName, *, verify: bool
@@ -276,6 +302,7 @@ class FeedsClient:
             streaming_since = time.time()
             with atomic_writer(dest) as handle:
                 for chunk in response.iter_content(DOWNLOAD_CHUNK):
+                    self._stop_if_aborted()
                     handle.write(chunk)
                     written += len(chunk)
                     if verifier:
@@ -288,6 +315,54 @@ class FeedsClient:
             return check
         finally:
             response.close()
+
+
+class _AbortableAdapter(HTTPAdapter):
+    """An HTTPAdapter that remembers the connections it opens, so another thread can shut their
+    sockets: a read blocked on a slow server (up to the read timeout) then returns at once."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._connections_lock = threading.Lock()
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self._track(self.poolmanager)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        self._track(manager)
+        return manager
+
+    def _track(self, manager: Any) -> None:
+        remember = self._remember
+        manager.pool_classes_by_scheme = {
+            scheme: type(f"Tracked{pool.__name__}", (pool,), {"_new_conn": _tracked_new_conn(pool, remember)})
+            for scheme, pool in (("http", HTTPConnectionPool), ("https", HTTPSConnectionPool))
+        }
+
+    def _remember(self, connection: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(connection)
+
+    def shut_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            sock = getattr(connection, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+def _tracked_new_conn(pool: type, remember: Callable[[Any], None]) -> Callable[[Any], Any]:
+    def new_conn(self: Any) -> Any:
+        connection = pool._new_conn(self)
+        remember(connection)
+        return connection
+
+    return new_conn
 
 
 def _http_span(span: _SpanName | None, url: str, attempt: int, download: bool = False) -> Any:

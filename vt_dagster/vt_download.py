@@ -34,8 +34,8 @@ How each command line maps onto the pipeline:
 `DAGSTER_HOME` names the instance; when unset, `./.dagster_home` is created (telemetry off),
 as the demo does. The VT key comes from `VT_API_KEY` only, never from a flag (command lines
 end up in `ps`, shell history and cron mail). Exit codes: 0 done (a range clipped to the window
-included), 1 a run or a batch failed, 2 bad arguments or environment. Every error is one line
-on stderr.
+included), 1 a run or a batch failed, 2 bad arguments or environment, 130/143 stopped by
+SIGINT/SIGTERM (see `command_runs.execute_stoppably`). Every error is one line on stderr.
 
 `--max-minutes M` (left out of `--help`) keeps only the NEWEST M minutes of the range, the
 batches a cron user wants first: a knob for tests and trials, since a day costs Dagster's
@@ -54,6 +54,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, Sequence
 
+from vt_dagster.batch_lines import max_line_bytes_from_env
+from vt_dagster.command_runs import (
+    ProgressListener, RunStopped, describe_counts, execute_stoppably, first_failure_line, status_counts,
+)
+from vt_dagster.interrupts import Interrupted, StopSignals
 from vt_dagster.feeds import FEEDS, enabled_feeds, get_feed, minute_key, newest_available_minute, parse_minute_key
 from vt_dagster.partitions import MINUTES_PER_RUN
 from vt_dagster.whitelist import load_url_whitelist, url_whitelist_path_from_env
@@ -155,7 +160,8 @@ environment (no secret is ever a flag):
   VT_DATA_DIR   root of raw batches and summaries (default ./vt_data)
   VT_FEEDS, VT_URL_WHITELIST, ES_URL, ES_INDEX_PREFIX, ES_API_KEY...: as for vt-dagster
 
-exit codes: 0 done, 1 a run or batch failed, 2 bad arguments or environment."""
+exit codes: 0 done, 1 a run or batch failed, 2 bad arguments or environment,
+  130/143 stopped by SIGINT/SIGTERM (what was done is kept; run the same line to resume)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -373,60 +379,17 @@ def load_definitions(feed: str | None = None) -> dg.Definitions:
     return definitions.defs
 
 
-def first_failure_line(result: dg.ExecuteInProcessResult) -> str:
-    """What went wrong, in the asset's own words: a `Failure`'s description, else the user error
-    under Dagster's wrapper."""
-    for event in result.get_step_failure_events():
-        data = event.step_failure_data
-        if data.user_failure_data and (data.user_failure_data.description or "").strip():
-            return data.user_failure_data.description.strip().splitlines()[0]
-        error = data.error
-        while error and error.cls_name == "DagsterExecutionStepExecutionError" and error.cause:
-            error = error.cause
-        if error and error.message.strip():
-            return error.message.strip().splitlines()[0]
-    return "the run failed without a step error: see the run in the Dagster UI"
-
-
-def status_counts(result: dg.ExecuteInProcessResult) -> dict[str, Counter[str]]:
-    """Per stage, how many partitions ended in each `status` (downloaded, missing, summarized...)."""
-    counts: dict[str, Counter[str]] = {}
-    for event in result.get_asset_materialization_events():
-        metadata = event.materialization.metadata
-        status = metadata["status"].value if "status" in metadata else "materialized"
-        counts.setdefault(event.asset_key.path[-1], Counter())[str(status)] += 1
-    return counts
-
-
-def describe_counts(counts: dict[str, Counter[str]]) -> str:
-    return "; ".join(
-        f"{stage} {sum(by_status.values())} (" + ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) + ")"
-        for stage, by_status in counts.items()
-    )
-
-
-class ProgressListener:
-    """Advances the bar on every partition materialized, as Dagster stores it."""
-
-    def __init__(self, progress: tqdm) -> None:
-        self.progress = progress
-
-    def __call__(self, entry: dg.EventLogEntry) -> None:
-        event = entry.dagster_event
-        if event is not None and event.event_type_value == "ASSET_MATERIALIZATION":
-            self.progress.update(1)
-
-
 def run_range(job: dg.JobDefinition, instance: dg.DagsterInstance, stages: list[dg.AssetKey],
               keys: list[str], progress: tqdm) -> dg.ExecuteInProcessResult:
     """One in-process run of `job` over the partition range keys[0]..keys[-1]."""
     run_id = str(uuid.uuid4())
-    instance.add_event_listener(run_id, ProgressListener(progress))
-    return job.execute_in_process(
+    listener = ProgressListener(progress)
+    instance.add_event_listener(run_id, listener)
+    return execute_stoppably(lambda: job.execute_in_process(
         instance=instance, asset_selection=stages, run_id=run_id, raise_on_error=False,
         run_config=QUIET_CONSOLE,
         tags={RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1], LAUNCHED_BY_TAG: PROG},
-    )
+    ), instance, run_id, listener.kept)
 
 
 def require_api_key() -> None:
@@ -439,8 +402,9 @@ def download(feed: str, num_days_ago: int, create_summaries: bool, max_minutes: 
     """Every range from N days ago until the newest batch through `vt_live_job`, oldest first,
     stopping at a failed run. `max_minutes` keeps the newest minutes of the range only."""
     require_api_key()
-    if create_summaries:  # the summaries asset would fail every run on it: refuse it first, in its one line
+    if create_summaries:  # the summaries asset would fail every run on them: refuse them first, in their one line
         load_url_whitelist(url_whitelist_path_from_env())
+        max_line_bytes_from_env()
     home = prepare_dagster_home()
     defs = load_definitions(feed)
     plan = plan_download(num_days_ago, max_minutes)
@@ -475,7 +439,12 @@ def run_ranges(defs: dg.Definitions, feed: str, label: str, stage_names: list[st
     ) as progress:
         for number, run_keys in enumerate(ranges, start=1):
             progress.set_postfix_str(f"run {number}/{len(ranges)} {run_keys[0]}..{run_keys[-1]}")
-            result = run_range(job, instance, stages, run_keys, progress)
+            try:
+                result = run_range(job, instance, stages, run_keys, progress)
+            except KeyboardInterrupt as stop:
+                progress.close()
+                unfinished = isinstance(stop, RunStopped) and not stop.finished  # Dagster is still writing
+                raise Interrupted(describe_stop(feed, ranges, number, stop), exit_now=unfinished) from None
             if not result.success:
                 progress.close()
                 print(f"{PROG}: {feed} {run_keys[0]}..{run_keys[-1]}: run {result.run_id} failed: "
@@ -487,6 +456,19 @@ def run_ranges(defs: dg.Definitions, feed: str, label: str, stage_names: list[st
             tqdm.write(f"run {result.run_id} {run_keys[0]}..{run_keys[-1]}: {describe_counts(counts)}",
                        file=sys.stdout)
     return totals
+
+
+def describe_stop(feed: str, ranges: list[list[str]], number: int, stop: KeyboardInterrupt) -> str:
+    """What a download stopped during run `number` had done, and how to go on."""
+    done = sum(len(keys) for keys in ranges[: number - 1])
+    text = f"{feed}: {number - 1} of {len(ranges)} run(s) done ({done} minutes)"
+    keys = ranges[number - 1]
+    if isinstance(stop, RunStopped):
+        kept = ", ".join(f"{stage} {n}" for stage, n in sorted(stop.kept.items())) or "nothing"
+        ending = "it recorded that and failed" if stop.finished else "it was marked canceled"
+        text += (f"; run {stop.run_id} ({keys[0]}..{keys[-1]}, {len(keys)} minutes) was stopped "
+                 f"with {kept} materialized ({ending})")
+    return text + "; files on disk are whole; run the same command again to resume"
 
 
 def print_download_report(feed: str, keys: list[str], runs: int,
@@ -509,11 +491,16 @@ def setup_elasticsearch() -> int:
 
     prepare_dagster_home()
     defs = load_definitions()
+    run_id = str(uuid.uuid4())
     with dg.DagsterInstance.get() as instance:
-        result = defs.resolve_job_def("setup_elasticsearch").execute_in_process(
-            instance=instance, raise_on_error=False, run_config=QUIET_CONSOLE,
-            tags={LAUNCHED_BY_TAG: PROG},
-        )
+        try:
+            result = execute_stoppably(lambda: defs.resolve_job_def("setup_elasticsearch").execute_in_process(
+                instance=instance, raise_on_error=False, run_config=QUIET_CONSOLE, run_id=run_id,
+                tags={LAUNCHED_BY_TAG: PROG},
+            ), instance, run_id, Counter())
+        except KeyboardInterrupt as stop:
+            raise Interrupted(f"setup_elasticsearch run {run_id} was stopped; it is safe to run again",
+                              exit_now=isinstance(stop, RunStopped) and not stop.finished) from None
         for entry in instance.all_logs(result.run_id):
             if entry.dagster_event is None and entry.step_key and entry.user_message:
                 print(entry.user_message)
@@ -573,16 +560,17 @@ def first_line(exc: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(argv)
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        return 130
-    except (EnvironmentProblem, ValueError) as exc:
-        print(f"{PROG}: error: {first_line(exc)}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # noqa: BLE001 - cron mail gets one line, not a traceback
-        print(f"{PROG}: {type(exc).__name__}: {first_line(exc)}", file=sys.stderr)
-        return 1
+    with StopSignals(PROG) as signals:
+        try:
+            return run(args)
+        except KeyboardInterrupt as exc:
+            return signals.report(exc)
+        except (EnvironmentProblem, ValueError) as exc:
+            print(f"{PROG}: error: {first_line(exc)}", file=sys.stderr)
+            return 2
+        except Exception as exc:  # noqa: BLE001 - cron mail gets one line, not a traceback
+            print(f"{PROG}: {type(exc).__name__}: {first_line(exc)}", file=sys.stderr)
+            return 1
 
 
 if __name__ == "__main__":

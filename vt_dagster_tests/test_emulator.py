@@ -457,6 +457,20 @@ def test_truncate_rate_one_cuts_every_download(session: requests.Session) -> Non
 
 
 @pytest.mark.service
+def test_stalled_download_sends_half_the_body_waits_then_the_rest(vt: FeedsEmulator, session: requests.Session) -> None:
+    url = feed_url(vt, "files", NEWEST_MINUTE)
+    whole = session.get(url).content
+    vt.inject_fault("stall", seconds=0.5)
+    started = time.monotonic()
+    answer = session.get(url, stream=True)
+    first = answer.raw.read(len(whole) // 2)
+    assert time.monotonic() - started < 0.4 and first == whole[: len(whole) // 2]
+    assert first + answer.raw.read() == whole
+    assert time.monotonic() - started >= 0.5
+    assert [record.fault for record in vt.requests][-2:] == [None, "stall"]
+
+
+@pytest.mark.service
 def test_reset_closes_the_socket_without_an_answer(vt: FeedsEmulator, session: requests.Session) -> None:
     vt.inject_fault("reset")
     with pytest.raises(requests.exceptions.ConnectionError):

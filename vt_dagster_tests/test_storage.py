@@ -16,6 +16,7 @@ from vt_dagster.storage import (
     atomic_writer,
     missing_marker_path,
     raw_batch_path,
+    raw_write_folders,
     record_summary_count,
     remove_stale_parts,
     summary_counts_path,
@@ -126,11 +127,40 @@ def test_verify_reports_a_missing_file_instead_of_raising(tmp_path: Path) -> Non
 
 
 def test_stale_temp_files_are_cleaned_but_fresh_ones_left_alone(tmp_path: Path) -> None:
-    stale = tmp_path / ".202611230759.bz2.abc.part"
-    fresh = tmp_path / ".202611230800.bz2.def.part"
-    stale.write_bytes(b"x")
-    fresh.write_bytes(b"y")
+    stale = tmp_path / ".202611230759.bz2.0123456789ab.part"
+    fresh = tmp_path / ".202611230800.bz2.ba9876543210.part"
+    not_ours = tmp_path / ".download.part"
+    for path in (stale, fresh, not_ours):
+        path.write_bytes(b"x")
     old = time.time() - 7200
-    os.utime(stale, (old, old))
+    for path in (stale, not_ours):
+        os.utime(path, (old, old))
     assert remove_stale_parts(tmp_path) == 1
-    assert not stale.exists() and fresh.exists()
+    assert not stale.exists() and fresh.exists() and not_ours.exists()
+
+
+def test_a_spool_folder_goes_once_nothing_in_it_changed_for_an_hour(tmp_path: Path) -> None:
+    stale, busy = tmp_path / ".hourly-2026112307-abc", tmp_path / ".hourly-2026112308-def"
+    for folder in (stale, busy):
+        (folder / ".2026112307.tar.bz2.0123456789ab.part").parent.mkdir()
+        (folder / ".2026112307.tar.bz2.0123456789ab.part").write_bytes(b"x")
+    old = time.time() - 7200
+    for path in (stale, *stale.iterdir(), busy):  # `busy` has a fresh file inside
+        os.utime(path, (old, old))
+    assert remove_stale_parts(tmp_path) == 1
+    assert not stale.exists() and busy.exists()
+
+
+def test_elsewhere_only_the_temp_files_of_the_one_output_go(tmp_path: Path) -> None:
+    mine, theirs = tmp_path / ".out.summary.0123456789ab.part", tmp_path / ".other.0123456789ab.part"
+    for path in (mine, theirs):
+        path.write_bytes(b"x")
+        os.utime(path, (time.time() - 7200, time.time() - 7200))
+    assert remove_stale_parts(tmp_path, of="out.summary") == 1
+    assert not mine.exists() and theirs.exists()
+
+
+def test_a_download_run_sweeps_the_feed_folder_its_day_folders_and_the_day_before(tmp_path: Path) -> None:
+    assert raw_write_folders(tmp_path, "files", ["202611240001", "202611230700", "202611240002"]) == [
+        tmp_path / "raw" / "files", tmp_path / "raw" / "files" / "2026-11-22",
+        tmp_path / "raw" / "files" / "2026-11-23", tmp_path / "raw" / "files" / "2026-11-24"]

@@ -1,6 +1,9 @@
 """`<feed>/summary_index` and `<feed>/report_cache`: the two Elasticsearch stages, and the setup job."""
 
+from collections.abc import Callable, Iterator
 from functools import partial
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
@@ -21,8 +24,12 @@ from vt_dagster.elastic import (
     run_concurrently,
     setup_elasticsearch,
 )
+from vt_dagster.config_errors import ConfigurationError
 from vt_dagster.feeds import Feed, enabled_feeds
-from vt_dagster.assets.common import batch_check_result, present_files, stage_asset
+from vt_dagster.interrupts import raise_if_stopped
+from vt_dagster.assets.common import (
+    Interruption, RangeOutcome, batch_check_result, conclude, present_files, stage_asset,
+)
 from vt_dagster.resources import VTElasticsearchResource, VTStorageResource
 from vt_dagster.storage import raw_batch_path, read_summary_counts, summary_path
 
@@ -65,6 +72,14 @@ def elasticsearch_failure(stage: str, exc: ElasticsearchError | BatchReadError |
     return dg.Failure(f"{stage}: {exc}", allow_retries=retry)
 
 
+def configured_line_limit(vt_storage: VTStorageResource) -> int:
+    """`VT_MAX_LINE_BYTES` in bytes; a bad value fails the run with its one line, before any work."""
+    try:
+        return vt_storage.line_limit()
+    except ConfigurationError as exc:
+        raise dg.Failure(str(exc), allow_retries=False) from None
+
+
 def require_alias(client, alias: str) -> None:
     """One clear line instead of every document failing when setup was never run."""
     if not alias_exists(client, alias):
@@ -74,15 +89,41 @@ def require_alias(client, alias: str) -> None:
         )
 
 
-def fail_on_lost_documents(feed: Feed, stage: str, failures: dict[str, IndexResult]) -> None:
-    if failures:
-        first_batch, first = next(iter(failures.items()))
-        raise dg.Failure(
-            f"{feed.name}/{stage}: {sum(r.failed for r in failures.values())} document(s) not indexed in "
-            f"{len(failures)} batch(es); first {first_batch}: {first.errors[0] if first.errors else 'unknown'}",
-            metadata={"batches": dg.MetadataValue.json(sorted(failures))},
-            allow_retries=False,
-        )
+def index_batches(outcome: RangeOutcome, files: dict[str, Path], index_one: Callable[[str, Path], IndexResult],
+                  streams: int) -> ElasticsearchError | None:
+    """Index each batch's file (`index_one`), `streams` at a time, finishing or failing each batch
+    in `outcome`: a file that cannot be read, or a document Elasticsearch refuses, fails its
+    batch only. An Elasticsearch error stops the run and is returned; the batches indexed before
+    it stay finished, the others fail with it."""
+
+    def job(batch: str, path: Path) -> IndexResult | str:
+        try:
+            return index_one(batch, path)
+        except (BatchReadError, OSError) as exc:  # the file, not the cluster: waiting does not mend it
+            return str(exc)
+
+    try:
+        results = run_concurrently([partial(job, batch, path) for batch, path in files.items()], streams)
+        for batch, result in zip(files, results, strict=True):
+            if isinstance(result, str):
+                outcome.fail(batch, result)
+            elif result.failed:
+                first = result.errors[0] if result.errors else "no reason given"
+                outcome.fail(batch, f"{result.failed} document(s) not indexed ({first})")
+            else:
+                outcome.finish(batch, index_metadata(result))
+    except ElasticsearchError as exc:
+        for batch in files:
+            if batch not in outcome.finished and batch not in outcome.failed:
+                outcome.fail(batch, str(exc), retryable=not isinstance(exc, ElasticsearchUnavailable))
+        return exc
+    return None
+
+
+def end_on_cluster_error(outcome: RangeOutcome, error: ElasticsearchError | OSError) -> dg.Failure:
+    """The run's failure when the cluster (or its client) failed: its one line, and what was kept."""
+    failure = elasticsearch_failure(outcome.stage, error)
+    return outcome.failure(failure.description, allow_retries=failure.allow_retries)
 
 
 def build_summary_index_asset(feed: Feed, *, with_apm: bool = False) -> dg.AssetsDefinition:
@@ -107,40 +148,49 @@ def build_summary_index_asset(feed: Feed, *, with_apm: bool = False) -> dg.Asset
     def summary_index(
         context: dg.AssetExecutionContext, vt_storage: VTStorageResource, vt_elasticsearch: VTElasticsearchResource,
         vt_apm: VTApmResource,
-    ) -> dg.MaterializeResult:
+    ):  # a generator; a return annotation would be read as the output's type
         with vt_apm.stage_transaction(feed.name, "summary_index", context.partition_keys) as transaction:
-            return index_summaries(context, vt_storage, vt_elasticsearch, transaction)
+            yield from index_summaries(context, vt_storage, vt_elasticsearch, transaction)
 
     def index_summaries(
         context: dg.AssetExecutionContext, vt_storage: VTStorageResource, vt_elasticsearch: VTElasticsearchResource,
         transaction: StageTransaction,
-    ) -> dg.MaterializeResult:
-        """Bulk-index the summary file of every batch of the run, then count what Elasticsearch holds."""
+    ) -> Iterator[Any]:
+        """Bulk-index the summary file of every batch of the run, then count what Elasticsearch
+        holds; a batch that fails does not stop the others, which are kept (`conclude`)."""
         root = vt_storage.path
+        line_limit = configured_line_limit(vt_storage)
         alias = vt_elasticsearch.settings().summary_alias(feed.name)
+        outcome = RangeOutcome(f"{feed.name}/summary_index", len(context.partition_keys))
         client = vt_elasticsearch.client()
+        failure: dg.Failure | None = None
+        checks: list[dg.AssetCheckResult] = []
         try:
-            require_alias(client, alias)
-            failures: dict[str, IndexResult] = {}
-            paths = present_files(context, feed, root, "summary file", summary_path, summaries_key(feed),
-                                  NO_BATCH)
-            indexed_batches = list(paths)
-            jobs = [partial(index_summary_file, client, path, alias=alias) for path in paths.values()]
-            documents = 0
-            for batch, result in zip(indexed_batches, run_concurrently(jobs, vt_elasticsearch.bulk_streams)):
-                context.add_asset_metadata(index_metadata(result), partition_key=batch)
-                documents += result.indexed
-                if result.failed:
-                    failures[batch] = result
-            transaction.label(indexed=documents, failed=sum(r.failed for r in failures.values()))
-            fail_on_lost_documents(feed, "summary_index", failures)
-            refresh_alias(client, alias)
-            check = count_check(feed, root, indexed_batches, batch_counts(client, alias, indexed_batches))
+            with Interruption(outcome) as interruption:
+                raise_if_stopped()
+                require_alias(client, alias)
+                paths = present_files(context, feed, root, "summary file", summary_path, summaries_key(feed),
+                                      NO_BATCH, outcome)
+                error = index_batches(
+                    outcome, paths, lambda batch, path: index_summary_file(client, path, alias=alias,
+                                                                          max_line_bytes=line_limit),
+                    vt_elasticsearch.bulk_streams)
+                indexed = [batch for batch in paths if batch in outcome.finished]
+                transaction.label(indexed=sum(outcome.finished[b]["indexed"] for b in indexed),
+                                  failed_batches=len(outcome.failed))
+                if error is not None:
+                    failure = end_on_cluster_error(outcome, error)
+                else:
+                    refresh_alias(client, alias)
+                    checks = [count_check(feed, root, indexed, batch_counts(client, alias, indexed))]
         except (ElasticsearchError, OSError) as exc:
-            raise elasticsearch_failure(f"{feed.name}/summary_index", exc) from None
+            failure = end_on_cluster_error(outcome, exc)
         finally:
             client.close()
-        return dg.MaterializeResult(check_results=[check])
+        if interruption.happened:
+            failure = interruption.failure()
+        yield from conclude(context, outcome, result=dg.MaterializeResult(check_results=checks), checks=checks,
+                            failure=failure)
 
     return summary_index
 
@@ -175,36 +225,43 @@ def build_report_cache_asset(feed: Feed, *, with_apm: bool = False) -> dg.Assets
     def report_cache(
         context: dg.AssetExecutionContext, vt_storage: VTStorageResource, vt_elasticsearch: VTElasticsearchResource,
         vt_apm: VTApmResource,
-    ) -> None:
+    ):  # a generator; a return annotation would be read as the output's type
         with vt_apm.stage_transaction(feed.name, "report_cache", context.partition_keys) as transaction:
-            index_full_reports(context, vt_storage, vt_elasticsearch, transaction)
+            yield from index_full_reports(context, vt_storage, vt_elasticsearch, transaction)
 
     def index_full_reports(
         context: dg.AssetExecutionContext, vt_storage: VTStorageResource, vt_elasticsearch: VTElasticsearchResource,
         transaction: StageTransaction,
-    ) -> None:
-        """Bulk-index the full VT objects of every raw batch of the run."""
+    ) -> Iterator[Any]:
+        """Bulk-index the full VT objects of every raw batch of the run; a batch that fails does
+        not stop the others, which are kept (`conclude`)."""
         root = vt_storage.path
+        line_limit = configured_line_limit(vt_storage)
         alias = vt_elasticsearch.settings().report_alias(feed.name)
+        outcome = RangeOutcome(f"{feed.name}/report_cache", len(context.partition_keys))
         client = vt_elasticsearch.client()
+        failure: dg.Failure | None = None
         try:
-            require_alias(client, alias)
-            failures: dict[str, IndexResult] = {}
-            raws = present_files(context, feed, root, "raw file", raw_batch_path, raw_batch_key(feed), NO_BATCH)
-            jobs = [partial(index_reports, client, raw, alias=alias, feed=feed.name, batch=batch)
-                    for batch, raw in raws.items()]
-            documents = 0
-            for batch, result in zip(raws, run_concurrently(jobs, vt_elasticsearch.bulk_streams)):
-                context.add_asset_metadata(index_metadata(result), partition_key=batch)
-                documents += result.indexed
-                if result.failed:
-                    failures[batch] = result
-            transaction.label(indexed=documents, failed=sum(r.failed for r in failures.values()))
-            fail_on_lost_documents(feed, "report_cache", failures)
-        except (ElasticsearchError, BatchReadError, OSError) as exc:
-            raise elasticsearch_failure(f"{feed.name}/report_cache", exc) from None
+            with Interruption(outcome) as interruption:
+                raise_if_stopped()
+                require_alias(client, alias)
+                raws = present_files(context, feed, root, "raw file", raw_batch_path, raw_batch_key(feed),
+                                     NO_BATCH, outcome)
+                error = index_batches(
+                    outcome, raws, lambda batch, raw: index_reports(client, raw, alias=alias, feed=feed.name,
+                                                                    batch=batch, max_line_bytes=line_limit),
+                    vt_elasticsearch.bulk_streams)
+                transaction.label(indexed=sum(m.get("indexed", 0) for m in outcome.finished.values()),
+                                  failed_batches=len(outcome.failed))
+                if error is not None:
+                    failure = end_on_cluster_error(outcome, error)
+        except (ElasticsearchError, OSError) as exc:
+            failure = end_on_cluster_error(outcome, exc)
         finally:
             client.close()
+        if interruption.happened:
+            failure = interruption.failure()
+        yield from conclude(context, outcome, failure=failure)
 
     return report_cache
 

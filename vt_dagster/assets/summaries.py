@@ -1,14 +1,20 @@
 """`<feed>/summaries`: every object of a raw batch reduced to its notable values (NDJSON)."""
 
+from collections.abc import Iterator
+from typing import Any
+
 import dagster as dg
 
 from vt_dagster.apm import StageTransaction, VTApmResource, optional_apm, record_finished_span, span
 from vt_dagster.assets.raw_batch import raw_batch_key
 from vt_dagster.config_errors import ConfigurationError
 from vt_dagster.feeds import Feed
-from vt_dagster.assets.common import batch_check_result, present_files, stage_asset
+from vt_dagster.interrupts import raise_if_stopped
+from vt_dagster.assets.common import (
+    Interruption, RangeOutcome, batch_check_result, conclude, present_files, stage_asset,
+)
 from vt_dagster.resources import VTStorageResource, VTSummarizerResource
-from vt_dagster.storage import raw_batch_path, record_summary_count, summary_path
+from vt_dagster.storage import raw_batch_path, record_summary_count, remove_debris, summary_folder, summary_path
 from vt_dagster.summaries import BatchSummaryResult, SummaryJob, summarize_many
 
 CHECK_NAME = "objects_accounted_for"
@@ -115,50 +121,53 @@ def build_summaries_asset(feed: Feed, *, with_apm: bool = False) -> dg.AssetsDef
     def summaries(
         context: dg.AssetExecutionContext, vt_storage: VTStorageResource, vt_summarizer: VTSummarizerResource,
         vt_apm: VTApmResource,
-    ) -> dg.MaterializeResult:
+    ):  # a generator; a return annotation would be read as the output's type
         with vt_apm.stage_transaction(feed.name, "summaries", context.partition_keys) as transaction:
-            return summarize(context, vt_storage, vt_summarizer, transaction)
+            yield from summarize(context, vt_storage, vt_summarizer, transaction)
 
     def summarize(
         context: dg.AssetExecutionContext, vt_storage: VTStorageResource, vt_summarizer: VTSummarizerResource,
         transaction: StageTransaction,
-    ) -> dg.MaterializeResult:
-        """Summaries of every downloaded batch of the run (one process per core), and their balance check."""
-        try:  # read here so a bad VT_URL_WHITELIST fails the run with its one line before any work
+    ) -> Iterator[Any]:
+        """Summaries of every downloaded batch of the run (one process per core), and their balance
+        check; a batch that fails does not stop the others, which are kept (`conclude`)."""
+        try:  # read here so a bad VT_URL_WHITELIST or VT_MAX_LINE_BYTES fails the run with its one line before any work
             vt_summarizer.url_whitelist()
+            line_limit = vt_storage.line_limit()
         except ConfigurationError as exc:
             raise dg.Failure(str(exc), allow_retries=False) from None
         root = vt_storage.path
-        raws = present_files(context, feed, root, "raw file", raw_batch_path, raw_batch_key(feed),
-                             {"status": "no batch", "objects": 0, "summaries": 0})
-        for batch in context.partition_keys:
-            if batch not in raws:  # VT never served it: zero documents, which the sensor counts as done
-                record_summary_count(root, feed.name, batch, 0)
-        jobs = [SummaryJob(raw, summary_path(root, feed.name, batch), feed.name, batch,
-                           vt_summarizer.whitelist_path, counts_root=root)
-                for batch, raw in raws.items()]
-
+        outcome = RangeOutcome(f"{feed.name}/summaries", len(context.partition_keys))
         results: dict[str, BatchSummaryResult] = {}
-        errors: list[str] = []
-        with span("summarize batches", subtype="summarize", labels={"batches": len(jobs)}):
-            for outcome in summarize_many(jobs, workers=summary_workers(len(jobs), vt_summarizer.workers),
-                                          whitelist_path=vt_summarizer.whitelist_path):
-                if isinstance(outcome, str):
-                    errors.append(outcome)
-                    continue
-                record_batch_span(outcome)
-                results[outcome.batch] = outcome
-                context.add_asset_metadata(summary_metadata(outcome), partition_key=outcome.batch)
-        if errors:
-            raise dg.Failure(
-                f"{feed.name}: {len(errors)} batch(es) could not be summarized; first: {errors[0]}",
-                metadata={"errors": dg.MetadataValue.md("\n".join(f"- {e}" for e in errors[:20]))},
-            )
+        with Interruption(outcome) as interruption:
+            raise_if_stopped()
+            if removed := remove_debris([summary_folder(root, feed.name)]):
+                context.log.info(f"{feed.name}: removed {removed} temp file(s) crashed runs left behind")
+            raws = present_files(context, feed, root, "raw file", raw_batch_path, raw_batch_key(feed),
+                                 {"status": "no batch", "objects": 0, "summaries": 0}, outcome)
+            for batch in outcome.finished:  # VT never served it: zero documents, which the sensor counts as done
+                record_summary_count(root, feed.name, batch, 0)
+            jobs = [SummaryJob(raw, summary_path(root, feed.name, batch), feed.name, batch,
+                               vt_summarizer.whitelist_path, counts_root=root, max_line_bytes=line_limit)
+                    for batch, raw in raws.items()]
+            with span("summarize batches", subtype="summarize", labels={"batches": len(jobs)}):
+                done = summarize_many(jobs, workers=summary_workers(len(jobs), vt_summarizer.workers),
+                                      whitelist_path=vt_summarizer.whitelist_path)
+                for job, result in zip(jobs, done, strict=True):
+                    if isinstance(result, str):
+                        outcome.fail(job.batch, result.removeprefix(f"{job.feed} batch {job.batch}: "))
+                        continue
+                    record_batch_span(result)
+                    results[result.batch] = result
+                    outcome.finish(result.batch, summary_metadata(result))
+        if interruption.happened:
+            yield from conclude(context, outcome, failure=interruption.failure())
+            return
         objects = sum(r.objects for r in results.values())
         rejected = sum(r.rejected for r in results.values())
         context.log.info(f"{feed.name}: {len(results)} batch(es), {objects} objects, {rejected} rejected lines")
         transaction.label(objects=objects, rejected=rejected)
         check = balance_check(feed, results, raw_object_counts(context, feed, list(results)))
-        return dg.MaterializeResult(check_results=[check])
+        yield from conclude(context, outcome, result=dg.MaterializeResult(check_results=[check]), checks=[check])
 
     return summaries

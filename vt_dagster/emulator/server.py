@@ -3,8 +3,8 @@
 It mirrors what a client must cope with on the real API: the `x-apikey` header, a `302` to a
 signed download URL that needs no key, bz2 minute batches and `.tar.bz2` hourly packages, the
 60-minute / 2-hour lag (`400 NotAvailableYet`), the 7-day window, `404` gaps, `403` without a
-licence and `429` past the quota. Faults (5xx, slow answers, truncated bodies, reset sockets) can
-be injected in-process or over HTTP (`/_emulator/...`) so tests can drive a server running in
+licence and `429` past the quota. Faults (5xx, slow answers, truncated or stalled bodies, reset
+sockets) can be injected in-process or over HTTP (`/_emulator/...`) so tests can drive a server running in
 another process.
 """
 
@@ -68,7 +68,10 @@ DEFAULT_OBJECTS_PER_MINUTE: dict[str, int] = {
 REAL_SCALE: dict[str, int] = {
     "files": 1500, "urls": 1200, "domains": 450, "ip_addresses": 150, "file_behaviours": 600,
 }
-FAULT_KINDS = ("500", "503", "429", "slow", "truncate", "reset")
+FAULT_KINDS = ("500", "503", "429", "slow", "truncate", "stall", "reset")
+"""`slow` waits before answering; `truncate` sends half a download's body and closes; `stall`
+sends half a download's body, waits, then the rest (a client is caught mid-write)."""
+BODY_FAULTS = ("truncate", "stall")
 DEFAULT_SLOW_FAULT_SECONDS = 2.0
 DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
 HOUR_WORKERS = min(8, os.cpu_count() or 2)
@@ -217,7 +220,7 @@ class Fault:
         return DEFAULT_SLOW_FAULT_SECONDS if self.seconds is None else self.seconds
 
     def matches(self, path: str, is_download: bool) -> bool:
-        if self.kind == "truncate" and not is_download:
+        if self.kind in BODY_FAULTS and not is_download:
             return False
         return self.path_contains is None or self.path_contains in path
 
@@ -681,9 +684,11 @@ class _Handler(BaseHTTPRequestHandler):
             (fault is not None and fault.kind == "truncate")
             or self.emulator._roll(self.emulator.config.truncate_rate)
         )
+        stall = (fault.delay() if fault is not None and fault.kind == "stall" and reply.is_download
+                 and reply.status == 200 and not truncate else None)
         # Recorded before answering, so a client that checks `requests` after its call sees it.
         self.emulator._record(method, path, reply.status, _fault_name(slow, fault, truncate), had_api_key)
-        self._send(reply, truncate=truncate)
+        self._send(reply, truncate=truncate, stall=stall)
 
     def _reply(self, method: str, path: str, is_download: bool, fault: Fault | None) -> Reply:
         try:
@@ -710,8 +715,9 @@ class _Handler(BaseHTTPRequestHandler):
             length = 0
         return self.rfile.read(min(length, MAX_BODY_BYTES)) if length > 0 else b""
 
-    def _send(self, reply: Reply, truncate: bool = False) -> None:
-        """Write the reply; with `truncate`, only half the body, then close the connection."""
+    def _send(self, reply: Reply, truncate: bool = False, stall: float | None = None) -> None:
+        """Write the reply; with `truncate`, only half the body, then close the connection; with
+        `stall`, half the body, then after `stall` seconds the rest."""
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(reply.body)))
@@ -723,6 +729,12 @@ class _Handler(BaseHTTPRequestHandler):
         body = reply.body[: len(reply.body) // 2] if truncate else reply.body
         try:
             self.end_headers()
+            if stall is not None:
+                half = len(body) // 2
+                self.wfile.write(body[:half])
+                self.wfile.flush()
+                self.emulator._sleep(stall)
+                body = body[half:]
             self.wfile.write(body)
             self.wfile.flush()
         except OSError:
