@@ -20,7 +20,9 @@ from vt_dagster.emulator import EmulatorConfig, FeedsEmulator, generate_batch
 from vt_dagster.local_es import free_port
 from vt_dagster.storage import raw_batch_path, summary_folder, summary_path, verify_batch_file
 
-STOP_WITHIN_S = 5.0
+STOP_WITHIN_S = 10.0
+"""A few seconds, with room for a busy 2-core machine (a worker finishes the line it is on);
+what this guards against is a command that needed kill -9."""
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
