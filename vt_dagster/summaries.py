@@ -30,7 +30,7 @@ import msgspec
 from vt_dagster.batch_lines import BatchReadError as BatchReadError  # raised by summarize_batch_file
 from vt_dagster.batch_lines import DEFAULT_MAX_LINE_BYTES, OversizedLine, iter_batch_lines
 from vt_dagster.feeds import get_feed, parse_minute_key
-from vt_dagster.interrupts import StopRequested, on_stop, stop_on_interrupt, stop_requested
+from vt_dagster.interrupts import StopRequested, on_stop, request_stop, stop_on_interrupt, stop_requested
 from vt_dagster.storage import atomic_writer, record_summary_count
 from vt_dagster.summarize import (
     ATTRIBUTES_READ, NESTED_KEYS_READ, TOP_LEVEL_KEYS_READ, NotAVTObjectError, summarize_object,
@@ -249,11 +249,20 @@ def _init_worker(whitelist_path: Path | None) -> None:
 
 def _init_worker_process(whitelist_path: Path | None) -> None:
     """A worker process stops on SIGTERM as on Ctrl-C: the summary it writes removes its temp file."""
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _stop_worker)
     _init_worker(whitelist_path)
 
 
+def _stop_worker(signum: int, frame: object) -> None:
+    """The batch being summarized stops now, and so does every batch the pool had already queued
+    for this worker (they cannot be cancelled any more): each stops at its first line."""
+    request_stop()
+    raise KeyboardInterrupt
+
+
 def _run_job(job: SummaryJob) -> BatchSummaryResult | str:
+    if stop_requested():  # a batch queued for a worker told to stop: not even opened
+        raise StopRequested()
     try:
         result = summarize_batch_file(job.raw_path, job.dest, feed=job.feed, batch=job.batch,
                                       whitelist=_worker_whitelist, max_line_bytes=job.max_line_bytes)
