@@ -59,6 +59,8 @@ def test_live_bench_runs_the_service_and_ends_with_cpu_overhead_and_lag(tmp_path
     assert any(re.match(r"run_s_p50=[\d.]+ run_s_max=[\d.]+", line) for line in lines)
     assert any(re.match(r"instance_growth_mb_per_day=\d+ instance_mb_with_7_days_history=\d+", line)
                for line in lines)
+    decode = next(line for line in lines if line.startswith("bzip2_decode_per_min="))
+    assert re.match(r"bzip2_decode_per_min=\d+\.\d\d cpu_per_min_in_bzip2_decodes=\d+\.\d ", decode), decode
     assert re.fullmatch(r"cpu_per_min=\d+\.\d\d", lines[-3])
     assert re.fullmatch(r"overhead=-?\d+\.\d\d", lines[-2])
     assert re.fullmatch(r"lag_minutes=\d+\.\d", lines[-1]), lines
