@@ -30,14 +30,12 @@ import dagster as dg
 import pytest
 import requests
 import yaml
-from dagster._config import process_config
 from dagster._core.definitions.run_request import InstigatorType
 from dagster._core.instance.config import (
     dagster_instance_config,
     get_default_tick_retention_settings,
     get_tick_retention_settings,
 )
-from dagster._core.run_coordinator import QueuedRunCoordinator
 
 from vt_dagster.cli import build_parser
 from vt_dagster.local_es import free_port
@@ -271,14 +269,15 @@ def test_a_wheel_of_what_the_image_copies_sets_up_elasticsearch_and_loads_the_de
 def _instance_settings_from_values(values: dict[str, Any]) -> dict[str, Any]:
     """The daemon's part of the dagster.yaml the chart renders from these values (templates
     configmap-instance.yaml and helpers/instance/_run-coordinator.tpl of dagster/dagster)."""
-    queued = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
+    coordinator = values["dagsterDaemon"]["runCoordinator"]
+    queued = {name: value for name, value in coordinator["config"]["queuedRunCoordinator"].items() if value}
+    run_coordinator: dict[str, Any] = {"module": "dagster.core.run_coordinator", "class": coordinator["type"]}
+    if queued:  # any setting left there renders them all, max_concurrent_runs -1 when unset
+        run_coordinator["config"] = {"max_concurrent_runs": queued.get("maxConcurrentRuns", -1),
+                                     "tag_concurrency_limits": queued.get("tagConcurrencyLimits")}
     retention = values["retention"]
     return {
-        "run_coordinator": {
-            "module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator",
-            "config": {"max_concurrent_runs": queued["maxConcurrentRuns"],
-                       "tag_concurrency_limits": queued["tagConcurrencyLimits"]},
-        },
+        "run_coordinator": run_coordinator,
         "telemetry": {"enabled": values["telemetry"]["enabled"]},
         "retention": {kind: {"purge_after_days": retention[kind]["purgeAfterDays"]} for kind in ("schedule", "sensor")},
         **values["additionalInstanceConfig"],
@@ -293,34 +292,30 @@ def _tick_retention(instance: dict[str, Any]) -> dict[str, dict[str, int]]:
     }
 
 
-def test_the_daemon_keeps_the_single_machine_instances_queue_and_retention(
+def test_the_daemon_queues_runs_and_keeps_ticks_as_the_single_machine_instance(
     values: dict[str, Any], tmp_path: Path,
 ) -> None:
     assert values["dagsterDaemon"]["runCoordinator"]["enabled"]
-    assert values["dagsterDaemon"]["runCoordinator"]["type"] == "QueuedRunCoordinator"
     rendered = _instance_settings_from_values(values)
+    assert rendered["run_coordinator"] == {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator"}
     (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(rendered), encoding="utf-8")
-    dagster_instance_config(str(tmp_path))  # raises on anything Dagster would refuse
-    queue = process_config(QueuedRunCoordinator.config_type(), rendered["run_coordinator"]["config"])
-    assert queue.success, queue.errors
-    assert {"key": "vt/live", "limit": 1} in rendered["run_coordinator"]["config"]["tag_concurrency_limits"]
+    dagster_instance_config(str(tmp_path))  # raises on anything Dagster refuses, limits in two places too
+    # Every `<feed>/<stage>` asset is a pool: one slot each, claimed by each step.
+    assert rendered["concurrency"]["pools"] == {"default_limit": 1, "granularity": "op"}
+    assert {"key": "vt/live", "limit": 1} in rendered["concurrency"]["runs"]["tag_concurrency_limits"]
     assert _tick_retention(rendered) == _tick_retention(SINGLE_MACHINE_INSTANCE)
     for setting in ("telemetry", "auto_materialize"):
         assert rendered[setting] == SINGLE_MACHINE_INSTANCE[setting], setting
-
-
-def _tag_limits(instance: dict[str, Any]) -> list[str]:
-    queue = instance.get("run_coordinator", {}).get("config") or instance.get("concurrency", {}).get("runs") or {}
-    return sorted(json.dumps(limit, sort_keys=True) for limit in queue.get("tag_concurrency_limits") or [])
 
 
 def test_the_chart_limits_runs_as_the_postgres_instance_does(values: dict[str, Any]) -> None:
     if not POSTGRES_INSTANCE.exists():
         pytest.skip("deploy/dagster.yaml (the Postgres instance) is not in this checkout")
     postgres = load_yaml(POSTGRES_INSTANCE)
-    assert _tag_limits(postgres), "deploy/dagster.yaml limits no run tag"
-    assert _tag_limits(_instance_settings_from_values(values)) == _tag_limits(postgres), \
-        "dagsterDaemon.runCoordinator...tagConcurrencyLimits in values.yaml differ from deploy/dagster.yaml"
+    assert postgres.get("concurrency"), "deploy/dagster.yaml sets no concurrency limits"
+    assert _instance_settings_from_values(values)["concurrency"] == postgres["concurrency"], \
+        "additionalInstanceConfig.concurrency in values.yaml differs from concurrency in deploy/dagster.yaml"
+    assert _tick_retention(_instance_settings_from_values(values)) == _tick_retention(postgres)
 
 
 def _units() -> tuple[dict, dict]:
