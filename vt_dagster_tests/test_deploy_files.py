@@ -215,7 +215,8 @@ def test_the_image_installs_the_kubernetes_extra_at_dagsters_version() -> None:
     minor = int(re.fullmatch(r"dagster==1\.(\d+)\.\*", pin).group(1))
     libraries = f"0.{minor + 16}.*"  # dagster 1.13 <-> dagster-k8s 0.29
     extra = PROJECT["project"]["optional-dependencies"]["kubernetes"]
-    assert sorted(extra) == [f"dagster-k8s=={libraries}", f"dagster-postgres=={libraries}"]
+    assert f"dagster-k8s=={libraries}" in extra
+    assert f"dagster-postgres=={libraries}" in extra + PROJECT["project"]["dependencies"]
     runs = [i.arguments for i in read_dockerfile(DOCKERFILE) if i.name == "RUN" and "pip install" in i.arguments]
     assert len(runs) == 1 and '".[kubernetes]"' in runs[0]
 
