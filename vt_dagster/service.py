@@ -53,11 +53,15 @@ def code_server_socket(dagster_home: Path) -> Path:
     return dagster_home / SERVICE_DIR / "code-server.sock"
 
 
+def service_workspace(dagster_home: Path) -> Path:
+    """Where `serve` writes its workspace; a webserver run on its own (a separate systemd unit) reads it."""
+    return dagster_home / SERVICE_DIR / "workspace.yaml"
+
+
 def write_service_workspace(dagster_home: Path) -> Path:
     """A workspace pointing the daemon and the webserver at the code server's socket."""
-    folder = dagster_home / SERVICE_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    workspace = folder / "workspace.yaml"
+    workspace = service_workspace(dagster_home)
+    workspace.parent.mkdir(parents=True, exist_ok=True)
     workspace.write_text(
         "load_from:\n  - grpc_server:\n"
         f"      socket: {code_server_socket(dagster_home)}\n"

@@ -17,9 +17,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "vt_dagster_tests" / "data" / "vt_samples"
 # Folders that hold project files (what a clone gets), not build or run output.
-CHECKED = ("vt_dagster", "vt_dagster_tests", "bench", "logstash", "index_templates", "docs", ".ci")
+CHECKED = ("vt_dagster", "vt_dagster_tests", "bench", "logstash", "index_templates", "docs", ".ci", "deploy")
 CHECKED_FILES = ("pyproject.toml", "workspace.yaml", "README.md")
-TEXT_SUFFIXES = {"", ".py", ".md", ".toml", ".yaml", ".yml", ".json", ".conf", ".txt", ".sh", ".cfg"}
+TEXT_SUFFIXES = {"", ".py", ".md", ".toml", ".yaml", ".yml", ".json", ".conf", ".txt", ".sh", ".cfg",
+                 ".service", ".example", ".dockerignore"}
 # A way out of the repository: the sibling `shared` folder, a `..` joined onto a path, or a
 # `parents[N]` deep enough to leave the repository from a file one folder down. (Strings
 # such as "../../etc/pwd" that tests feed in as bad input are not reads and stay allowed.)
