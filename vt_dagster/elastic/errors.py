@@ -15,7 +15,7 @@ from elasticsearch import ConnectionError as TransportConnectionError
 
 
 class ElasticsearchError(RuntimeError):
-    """Base of the one-line errors this module raises."""
+    """Base of the one-line errors the Elasticsearch package raises."""
 
 
 class ElasticsearchUnavailable(ElasticsearchError):
