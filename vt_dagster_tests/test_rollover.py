@@ -3,13 +3,15 @@
 Batches indexed again before and after rollovers (done by hand: the local node has no ILM,
 `_rollover` works), newer and older analyses of an object, a rollover in the middle of a run,
 a crash between writing and deleting, duplicates left by earlier versions, a read-only older
-index; then counts, checks, the sensor and look-ups across the alias, through Dagster too. Real
-Elasticsearch node, real Dagster.
+index; then counts, checks, the sensor and look-ups across the alias, through Dagster too.
+And `setup_elasticsearch(update=True)` bringing new template fields to the current write
+index instead of waiting for the next rollover. Real Elasticsearch node, real Dagster.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ import dagster as dg
 import pytest
 from elasticsearch import Elasticsearch
 
+from vt_dagster import elastic
 from vt_dagster.assets.elasticsearch import batch_problem
 from vt_dagster.elastic import (
     IndexResult,
@@ -422,3 +425,64 @@ def test_a_partition_materialized_again_after_rollover_passes_its_checks_and_is_
     for request in tick.run_requests:
         first, last = (request.tags[f"dagster/asset_partition_range_{end}"] for end in ("start", "end"))
         assert key not in keys[keys.index(first): keys.index(last) + 1], "a counted batch is never requested"
+
+
+# --- setup --update and the current write index ------------------------------------------------
+
+def edited_templates(tmp_path: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
+    """A copy of the project's template files with the summaries template edited."""
+    templates = tmp_path / "index_templates"
+    shutil.copytree(elastic.TEMPLATES_DIR, templates)
+    path = templates / "vt_summaries.template.json"
+    body = json.loads(path.read_text())
+    edit(body)
+    path.write_text(json.dumps(body))
+    return templates
+
+
+def test_setup_update_puts_a_new_field_on_the_current_write_index_without_a_rollover(
+    es_client: Elasticsearch, index_prefix: str, tmp_path: Path
+) -> None:
+    setup_elasticsearch(es_client, ["files"], prefix=index_prefix)
+    alias = summary_alias(index_prefix, "files")
+    path = write_summaries(tmp_path, "files", BATCH, generate_objects("files", BATCH, SEED, 2))
+    lines = [{**json.loads(line), "vt.behaviour.new_field": "x"} for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    refused = index_summary_file(es_client, path, alias=alias)
+    assert refused.failed == len(lines) and "strict_dynamic_mapping_exception" in refused.errors[0]
+
+    def add_field(body: dict[str, Any]) -> None:
+        behaviour = body["template"]["mappings"]["properties"]["vt"]["properties"]["behaviour"]
+        behaviour["properties"]["new_field"] = {"type": "keyword"}
+
+    templates = edited_templates(tmp_path, add_field)
+    actions = setup_elasticsearch(es_client, ["files"], prefix=index_prefix, templates_dir=templates, update=True)
+    mapping = next(a for a in actions if a.kind == "mapping" and a.name == write_index(es_client, alias))
+    assert mapping.status == "updated" and alias in mapping.detail
+    assert index_summary_file(es_client, path, alias=alias).failed == 0
+    again = setup_elasticsearch(es_client, ["files"], prefix=index_prefix, templates_dir=templates, update=True)
+    assert {a.status for a in again if a.kind == "mapping"} == {"present"}
+    assert not [a for a in setup_elasticsearch(es_client, ["files"], prefix=index_prefix, templates_dir=templates)
+                if a.kind == "mapping"], "only --update touches the write indices"
+
+
+def test_setup_update_says_a_conflicting_mapping_needs_a_rollover(
+    es_client: Elasticsearch, index_prefix: str, tmp_path: Path
+) -> None:
+    setup_elasticsearch(es_client, ["files"], prefix=index_prefix)
+    alias = summary_alias(index_prefix, "files")
+
+    def retype(body: dict[str, Any]) -> None:
+        body["template"]["mappings"]["properties"]["file"]["properties"]["size"] = {"type": "keyword"}
+
+    templates = edited_templates(tmp_path, retype)
+    actions = setup_elasticsearch(es_client, ["files"], prefix=index_prefix, templates_dir=templates, update=True)
+    index = write_index(es_client, alias)
+    [conflict] = [a for a in actions if a.kind == "mapping" and a.status == "skipped"]
+    text = str(conflict)
+    assert conflict.name == index and "\n" not in text
+    assert "file.size" in text and f"POST {alias}/_rollover" in text
+    assert next(a for a in actions if a.name == f"{index_prefix}-summaries").status == "updated"
+    es_client.indices.rollover(alias=alias)
+    mapping = es_client.indices.get_mapping(index=write_index(es_client, alias)).body
+    assert next(iter(mapping.values()))["mappings"]["properties"]["file"]["properties"]["size"]["type"] == "keyword"

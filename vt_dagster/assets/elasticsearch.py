@@ -281,7 +281,9 @@ def build_report_cache_asset(feed: Feed, *, with_apm: bool = False) -> dg.Assets
 
 
 class SetupConfig(dg.Config):
-    update: bool = Field(default=False, description="Rewrite policies and templates that differ from the JSON files")
+    update: bool = Field(default=False, description=(
+        "Rewrite policies and templates that differ from the JSON files, and put the templates' mappings "
+        "onto each alias's current write index"))
 
 
 @dg.op(description="ILM policies, index templates and bootstrap write indices/aliases of every enabled feed; idempotent.")
