@@ -105,10 +105,15 @@ class CopyFinder:
     """Asks one alias where it already holds documents; one per bulk run.
 
     `version` is the reports' version (None for summaries). Summaries are looked up only when
-    some index of the alias holds their batch, asked once per batch. Searches see what was
-    refreshed only (every second by default): the alias is refreshed once before the first
-    question, so that what a run wrote just before, maybe into the index that was the write
-    index until a rollover a moment ago, is seen too.
+    some index of the alias holds their batch, asked once per batch.
+
+    Searches see what was refreshed only (every second by default). Before the first id
+    look-up the alias is refreshed once, so that what a run wrote a moment ago, maybe into the
+    index that was the write index until a rollover in between, is seen too. The count of a
+    batch is asked without it: summaries written less than a refresh interval before a
+    rollover and written again just after it would be missed, which doubles that batch's
+    count, fails its `documents_counted` check and makes the sensor index it again, removing
+    the copy; a refresh per batch would cost the live case more than that moment is worth.
     """
 
     def __init__(self, client: Elasticsearch, alias: str, version: int | None) -> None:
@@ -134,7 +139,6 @@ class CopyFinder:
     def holds_batch(self, batch: str) -> bool:
         """Whether any index of the alias holds a document of `batch` (asked once per batch)."""
         if batch not in self._batch_held:
-            self._refresh_once()
             with talking_to(self.client, f"look for batch {batch} in {self.alias}"):
                 answer = self.client.search(
                     index=self.alias, size=0, terminate_after=1, track_total_hits=True,
