@@ -100,10 +100,9 @@ class _Tally:
         self.failed_documents += 1
         self._note(f"{self._where(info)}: {self._reason(info)}")
 
-    def keep_copy(self, info: Mapping[str, Any]) -> None:
+    def keep_copy(self, info: Mapping[str, Any], index: str) -> None:
         """A copy in another index that Elasticsearch refused to delete."""
         self.copies_left += 1
-        index = info.get("_index") or "another index"
         self._note(f"{self._where(info)}: its older copy in {index} could not be removed, so the alias "
                    f"holds it twice until the batch is indexed again: {self._reason(info)}")
 
@@ -213,11 +212,12 @@ def _delete_copies(client: Elasticsearch, stale: list[StaleCopy], tally: _Tally,
     if not stale:
         return
     not_deleted = 0
+    index_of = {copy.doc_id: copy.index for copy in stale}  # a refusal may not say where
     for _, item in streaming_bulk(client, ((delete_action(copy), None) for copy in stale), yield_ok=False, **options):
         info = next(iter(item.values()))
         not_deleted += 1
         if info.get("status") not in (404, 409):
-            tally.keep_copy(info)
+            tally.keep_copy(info, info.get("_index") or index_of.get(str(info.get("_id")), "another index"))
     tally.copies_removed += len(stale) - not_deleted
 
 
