@@ -117,7 +117,8 @@ def add_elastic_commands(subparsers: argparse._SubParsersAction) -> None:
         description="Reads index_templates/*.json and creates what is missing in the cluster at ES_URL; "
         "prints one line per item: created / present / updated / skipped.",
     )
-    setup.add_argument("--update", action="store_true", help="rewrite policies/templates that differ from the files")
+    setup.add_argument("--update", action="store_true", help="rewrite policies/templates that differ from the files "
+                       "and put the templates' mappings onto each alias's current write index")
     setup.add_argument("--feeds", help="comma-separated feeds (default: VT_FEEDS)")
     setup.set_defaults(handler=run_setup)
 

@@ -43,6 +43,8 @@ def test_index_bench_ends_with_the_ratio_and_the_sensor_tick(tmp_path: Path, es_
 
     assert RATIO_LINE.fullmatch(lines[-2])
     assert re.fullmatch(r"sensor_tick_s=\d+\.\d\d", lines[-1])
+    assert any(re.match(r"reports_ratio=\d+\.\d\d ", line) for line in lines)
+    assert any(re.match(r"reports_rerun_ratio=\d+\.\d\d ", line) for line in lines)
     assert any(line.startswith("sensor tick") and "run request(s)" in line for line in lines)
 
 

@@ -689,10 +689,11 @@ def test_lookup_returns_the_newest_report_across_rolled_over_indices(
     index_reports(es_client, write_raw_batch(tmp_path, "files", NEWER, [json.dumps(newer)]),
                   alias=alias, feed="files", batch=NEWER)
     es_client.indices.rollover(alias=alias)
-    late = index_reports(es_client, write_raw_batch(tmp_path, "files", BATCH, [json.dumps(obj)]),
-                         alias=alias, feed="files", batch=BATCH, refresh=True)
-    # Versioning is per index: the late batch lands in the new write index...
-    assert late.indexed == 1 and len(stored_report(es_client, alias, obj["id"])) == 2
+    # An older copy in the new write index, as another writer sharing the alias (or a crash
+    # between the indexer's writes and its deletes) can leave it...
+    es_client.index(index=alias, id=obj["id"], document={**obj, "vt.batch": BATCH,
+                                                         "vt.batch_time": "2024-01-15T12:00:00Z"})
+    assert len(stored_report(es_client, alias, obj["id"])) == 2
     # ...and lookups still answer with the newest batch.
     found = lookup(es_client, [obj["id"], obj["attributes"]["md5"]], feeds=["files"], prefix=ready)
     assert {report["vt.batch"] for report in found.values()} == {NEWER}

@@ -53,6 +53,7 @@ def index_metadata(result: IndexResult) -> dict:
         "failed": result.failed,
         "duplicates": result.duplicates,
         "skipped_older": result.skipped_older,
+        "copies_removed": result.copies_removed,
         "duration_s": result.seconds,
         "docs_per_s": round(result.indexed / result.seconds) if result.seconds else 0,
     }
@@ -107,9 +108,8 @@ def index_batches(outcome: RangeOutcome, files: dict[str, Path], index_one: Call
         for batch, result in zip(files, results, strict=True):
             if isinstance(result, str):
                 outcome.fail(batch, result)
-            elif result.failed:
-                first = result.errors[0] if result.errors else "no reason given"
-                outcome.fail(batch, f"{result.failed} document(s) not indexed ({first})")
+            elif result.failed or result.copies_left:
+                outcome.fail(batch, batch_problem(result))
             else:
                 outcome.finish(batch, index_metadata(result))
     except ElasticsearchError as exc:
@@ -118,6 +118,18 @@ def index_batches(outcome: RangeOutcome, files: dict[str, Path], index_one: Call
                 outcome.fail(batch, str(exc), retryable=not isinstance(exc, ElasticsearchUnavailable))
         return exc
     return None
+
+
+def batch_problem(result: IndexResult) -> str:
+    """Why a batch's indexing failed, in one line: documents refused, or older copies that
+    stayed in another index of the alias (the batch is then held twice)."""
+    problems = []
+    if result.failed:
+        problems.append(f"{result.failed} document(s) not indexed")
+    if result.copies_left:
+        problems.append(f"{result.copies_left} older copy(ies) not removed from other indices of the alias")
+    first = result.errors[0] if result.errors else "no reason given"
+    return f"{' and '.join(problems)} ({first})"
 
 
 def end_on_cluster_error(outcome: RangeOutcome, error: ElasticsearchError | OSError) -> dg.Failure:
@@ -141,7 +153,8 @@ def build_summary_index_asset(feed: Feed, *, with_apm: bool = False) -> dg.Asset
         )],
         description=(
             f"The `{feed.name}` summaries in Elasticsearch (write alias `<prefix>-summaries-{feed.name}`), "
-            "`_id` = sha256(batch:VT id) so re-indexing never duplicates."
+            "`_id` = sha256(batch:VT id), and copies in older indices of the alias are removed, so "
+            "re-indexing never duplicates, before or after a rollover."
         ),
     )
     @optional_apm(with_apm)
@@ -218,7 +231,8 @@ def build_report_cache_asset(feed: Feed, *, with_apm: bool = False) -> dg.Assets
         description=(
             f"Full `{feed.name}` reports in Elasticsearch for look-ups without VT quota (write alias "
             f"`<prefix>-reports-{feed.name}`), `_id` = VT id (64 hex) else sha256(id), as Assemblyline "
-            "reads it; external versioning by batch, so a late older batch never overwrites a newer report."
+            "reads it; external versioning by batch, so a late older batch never overwrites a newer report, "
+            "and one report per object across every index of the alias."
         ),
     )
     @optional_apm(with_apm)
@@ -267,7 +281,9 @@ def build_report_cache_asset(feed: Feed, *, with_apm: bool = False) -> dg.Assets
 
 
 class SetupConfig(dg.Config):
-    update: bool = Field(default=False, description="Rewrite policies and templates that differ from the JSON files")
+    update: bool = Field(default=False, description=(
+        "Rewrite policies and templates that differ from the JSON files, and put the templates' mappings "
+        "onto each alias's current write index"))
 
 
 @dg.op(description="ILM policies, index templates and bootstrap write indices/aliases of every enabled feed; idempotent.")

@@ -12,9 +12,16 @@ Two index families, each with one write alias per feed:
   `summary_doc_id(batch, vt_id)`, so re-indexing a batch overwrites instead of duplicating.
 - reports (`<prefix>-reports-<feed>`, or `ES_REPORT_ALIAS_<FEED>`): the full VT object, `_id` =
   `report_doc_id(vt_id)` (Assemblyline's convention), written with external versioning
-  (version = the batch minute) so an older batch never overwrites a newer report in an index.
-  After a rollover an object can live in several indices of the alias: lookups collapse on the
-  VT id and keep the copy with the highest `vt.batch_time` (= the version), the newest report.
+  (version = the batch minute) so an older batch never overwrites a newer report.
+
+`_id` is unique inside one index only, and ILM rolls each alias over to a new write index
+every day. So the indexer looks each bulk request's ids up across the whole alias first and,
+once the documents are written, deletes their copies from the other indices (`copies`): a
+batch indexed again before or after any number of rollovers leaves one summary per (batch,
+object), and an object analysed again one report, the newest, in the whole alias; a report
+older than a copy anywhere in the alias is not written. Counts and checks count each
+document once. Look-ups still collapse on the VT id and keep the highest `vt.batch_time`,
+for copies written by anything else sharing an alias.
 
 One module per concern; this package re-exports what callers use.
 """

@@ -1,5 +1,6 @@
 """Setup: ILM policies, index templates and a bootstrap index + write alias per feed and
-family, created when missing and rewritten only when asked."""
+family, created when missing and rewritten only when asked; when asked, the templates'
+mappings also go onto each alias's current write index."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from elasticsearch import ApiError, Elasticsearch, NotFoundError
+from elasticsearch import ApiError, BadRequestError, Elasticsearch, NotFoundError
 
 import vt_dagster
 from vt_dagster.elastic.errors import (
-    ElasticsearchRequestError, TemplateFileError, cluster_url, error_text, talking_to,
+    ElasticsearchRequestError, TemplateFileError, cluster_url, describe_api_error, error_text, talking_to,
 )
 from vt_dagster.elastic.names import (
     DEFAULT_PREFIX, bootstrap_index, check_name, family_name, feed_names, report_alias, summary_alias,
@@ -158,7 +159,8 @@ def setup_elasticsearch(
 ) -> list[SetupAction]:
     """Create what is missing (ILM policies, index templates, bootstrap index + write alias per
     feed and family) and report each item; with `update`, rewrite policies and templates whose
-    content differs from the files. Never replaces an existing alias or index.
+    content differs from the files, and put the templates' mappings onto each alias's current
+    write index (a `mapping` action per index). Never replaces an existing alias or index.
     """
     check_name(prefix, "index prefix")
     names = feed_names(feeds)
@@ -202,10 +204,15 @@ def _setup_family(
                  else summary_alias(prefix, feed))
         check_name(alias, "alias")
         covered = alias.startswith(f"{name}-")
+        managed_elsewhere = False
         if ilm or not covered:
             body = alias_template(template, alias=alias, policy=name if ilm else None)
-            actions.append(_ensure_alias_template(client, alias, body, update, covered))
+            action = _ensure_alias_template(client, alias, body, update, covered)
+            managed_elsewhere = action.status == "skipped"
+            actions.append(action)
         actions.append(_ensure_write_alias(client, alias))
+        if update and not managed_elsewhere:
+            actions.append(_ensure_write_index_mapping(client, alias, template["template"].get("mappings", {})))
     return actions
 
 
@@ -296,10 +303,43 @@ def _ensure_write_alias(client: Elasticsearch, alias: str) -> SetupAction:
 
 
 def _write_index_note(alias: str, indices: Mapping[str, Any]) -> str:
+    writer = _write_index_of(alias, indices)
+    if writer:
+        return f"write index {writer}"
+    return f"{len(indices)} indices and no write index: writes to {alias} will fail"
+
+
+def _write_index_of(alias: str, indices: Mapping[str, Any]) -> str | None:
+    """The index writes to `alias` go to, from a `GET _alias/<alias>` answer."""
     writers = [name for name, info in indices.items()
                if info.get("aliases", {}).get(alias, {}).get("is_write_index")]
     if writers:
-        return f"write index {writers[0]}"
-    if len(indices) == 1:
-        return f"write index {next(iter(indices))}"
-    return f"{len(indices)} indices and no write index: writes to {alias} will fail"
+        return writers[0]
+    return next(iter(indices)) if len(indices) == 1 else None
+
+
+def _ensure_write_index_mapping(client: Elasticsearch, alias: str, mappings: Mapping[str, Any]) -> SetupAction:
+    """Put the template's mappings onto the alias's current write index.
+
+    A template reaches an index only when the index is created, i.e. at the next rollover:
+    until then a strict index refuses every document carrying a field the template gained.
+    Adding fields is allowed on a live index; changing one is not, and is reported (not
+    raised) with the rollover that applies it.
+    """
+    with talking_to(client, f"read alias {alias}"):
+        indices = client.indices.get_alias(name=alias).body
+    index = _write_index_of(alias, indices)
+    if index is None:
+        return SetupAction("mapping", alias, "skipped", _write_index_note(alias, indices))
+    with talking_to(client, f"read the mapping of {index}"):
+        before = client.indices.get_mapping(index=index).body
+    with talking_to(client, f"update the mapping of {index}"):
+        try:
+            client.indices.put_mapping(index=index, body=dict(mappings))
+        except BadRequestError as exc:
+            return SetupAction("mapping", index, "skipped", (
+                f"the template's mappings conflict with this write index of {alias} ({describe_api_error(exc)}): "
+                f"they apply to the next index, after a rollover (POST {alias}/_rollover)"))
+    with talking_to(client, f"read the mapping of {index}"):
+        after = client.indices.get_mapping(index=index).body
+    return SetupAction("mapping", index, "updated" if after != before else "present", f"write index of {alias}")
