@@ -19,34 +19,56 @@ class CommandError(Exception):
 
 
 def _local_es(args: argparse.Namespace) -> int:
+    from vt_dagster.local_cluster import LocalCluster
     from vt_dagster.local_es import LocalElasticsearch
 
-    node = LocalElasticsearch(home=args.home, port=args.port, heap=args.heap)
+    if args.nodes == 1:
+        server: LocalElasticsearch | LocalCluster = LocalElasticsearch(home=args.home, port=args.port, heap=args.heap)
+        what = "local Elasticsearch"
+    else:
+        server = LocalCluster(args.nodes, home=args.home, port=args.port, heap=args.heap)
+        what = f"local Elasticsearch cluster ({args.nodes} nodes)"
     if args.action == "start":
-        url = node.start(timeout=args.timeout)
+        url = server.start(timeout=args.timeout)
         print(url)
     elif args.action == "stop":
-        print("local Elasticsearch: stopped" if node.stop() else "local Elasticsearch: was not running")
+        print(f"{what}: stopped" if server.stop() else f"{what}: was not running")
     else:
-        status = node.status()
+        status = server.status()
         print(status.describe())
         return 0 if status.running else 3
     return 0
 
 
+def _node_count(value: str) -> int:
+    from vt_dagster.local_cluster import MAX_NODES
+
+    if not value.isdigit() or not 1 <= int(value) <= MAX_NODES:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_NODES}, not {value!r}")
+    return int(value)
+
+
 def _add_local_es(subparsers: argparse._SubParsersAction) -> None:
+    from vt_dagster.local_cluster import TRANSPORT_OFFSET
     from vt_dagster.local_es import DEFAULT_HEAP, DEFAULT_PORT
 
     parser = subparsers.add_parser(
         "local-es",
-        help="run a real single-node Elasticsearch on 127.0.0.1 (fetched from Maven Central)",
-        description="Start, stop or query the local Elasticsearch node used by the demo and tests. "
-        "`start` prints the URL once the cluster is healthy and reuses a running node.",
+        help="run a real Elasticsearch node or cluster on 127.0.0.1 (fetched from Maven Central)",
+        description="Start, stop or query the local Elasticsearch used by the demo and tests: one node, or "
+        "with --nodes N a cluster of N nodes. `start` prints the (first node's) URL once it is healthy "
+        "(a cluster: green with every node) and reuses what runs, starting only nodes that do not. "
+        "`status` and `stop` take the same flags.",
     )
     parser.add_argument("action", choices=["start", "stop", "status"])
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="HTTP port (0: any free port)")
-    parser.add_argument("--home", type=Path, default=None, help="node home (data, logs, state)")
-    parser.add_argument("--heap", default=DEFAULT_HEAP, help="JVM heap, e.g. 512m or 1g")
+    parser.add_argument("--nodes", type=_node_count, default=1,
+                        help="1: a single node (default); 2-9: a cluster, one home, HTTP and transport port each")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+                        help=f"HTTP port of the (first) node, the others follow: P, P+1, ...; transport ports "
+                        f"P+{TRANSPORT_OFFSET}, ... (0: any free ports)")
+    parser.add_argument("--home", type=Path, default=None,
+                        help="home of the node (data, logs, state), or of the cluster (one folder per node)")
+    parser.add_argument("--heap", default=DEFAULT_HEAP, help="JVM heap per node, e.g. 512m or 1g")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for health")
     parser.set_defaults(handler=_local_es)
 

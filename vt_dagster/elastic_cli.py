@@ -41,7 +41,7 @@ def run_setup(args: argparse.Namespace) -> int:
     try:
         actions = setup_elasticsearch(
             client, _feeds(args.feeds, [f.name for f in enabled_feeds()]), prefix=settings.index_prefix,
-            update=args.update, report_aliases=settings.report_aliases,
+            update=args.update, report_aliases=settings.report_aliases, replicas=settings.index_replicas,
         )
     finally:
         client.close()

@@ -3,7 +3,9 @@
 No registry reachable from these machines ships an Elasticsearch server except Maven Central,
 which carries Elastic's own `integ-test-zip` distribution (server, transport, x-pack core and
 security; no ILM, no `GET /`). This module fetches it with the machine's Maven, caches it
-outside the work tree and runs it single-node, security off, with a small heap.
+outside the work tree and runs it single-node, security off, with a small heap. A node's
+discovery settings are one method (`node_settings`), so `local_cluster` runs several of these
+nodes as one cluster.
 
 Elasticsearch refuses to run as root, so when we are root the node runs as an unprivileged
 system user (`vt-es`, created on first use) through `setpriv`.
@@ -20,6 +22,7 @@ import subprocess
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,13 +136,45 @@ def free_port() -> int:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether `pid` runs; a dead process not yet collected by its parent (a zombie) does not."""
+    _reap(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    if not Path("/proc").is_dir():
+        return True  # no /proc: trust kill(0)
+    return _threads_alive(Path(f"/proc/{pid}"))
+
+
+def _threads_alive(proc: Path) -> bool:
+    """Whether a thread of the process at `/proc/<pid>` still runs. The main thread of a
+    killed JVM can be a zombie while its other threads still exit, holding the node's ports."""
+    for stat in proc.glob("task/*/stat"):
+        try:
+            if stat.read_text().rsplit(")", 1)[-1].split()[0] not in ("Z", "X"):
+                return True
+        except (OSError, IndexError):
+            continue
+    return False
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a live process is left in process group `pgid` (the node's launcher and its JVM):
+    the launcher may be gone a moment before the JVM that still holds the node's ports."""
+    if not Path("/proc").is_dir():
+        return _pid_alive(pgid)
+    _reap(pgid)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            group = stat.read_text().rsplit(")", 1)[-1].split()[2]
+        except (OSError, IndexError):
+            continue
+        if group == str(pgid) and _threads_alive(stat.parent):
+            return True
+    return False
 
 
 @dataclass
@@ -197,15 +232,37 @@ class LocalElasticsearch:
         """Start the node (or reuse the running one) and return its URL once it is healthy."""
         current = self.status()
         if current.running:
-            wait_until_healthy(current.url, timeout)
+            wait_for_health(current.url, timeout)
             return current.url
+        launched = self.launch()
+        try:
+            wait_for_health(launched.url, timeout, [launched])
+        except LocalElasticsearchError:
+            self.stop()
+            raise
+        return launched.url
+
+    def node_settings(self, port: int) -> dict[str, str]:
+        """The settings that place this node: a lone node, any transport port."""
+        return {
+            "discovery.type": "single-node",
+            "http.port": str(port),
+            "transport.port": "0",
+            "cluster.name": "vt-dagster-local",
+        }
+
+    def launch(self) -> Launched:
+        """Start the node's process and record it, without waiting for it to answer."""
         distribution = ensure_distribution(self.version)
         port = free_port() if self.port == 0 else self.port
-        if _port_in_use(port):
-            raise LocalElasticsearchError(
-                f"port {port} on 127.0.0.1 is already taken by another process: choose --port"
-            )
-        command, env = self._command(distribution, port)
+        settings = self.node_settings(port)
+        for key in ("http.port", "transport.port"):
+            taken = int(settings[key])
+            if taken and port_in_use(taken):
+                raise LocalElasticsearchError(
+                    f"port {taken} on 127.0.0.1 is already taken by another process: choose --port"
+                )
+        command, env = self._command(distribution, settings)
         log_path = self.home / "logs" / "console.log"
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
@@ -213,15 +270,9 @@ class LocalElasticsearch:
                 stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.home,
             )
         self._write_state({"pid": process.pid, "port": port, "version": self.version})
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_healthy(url, timeout, process=process, log_path=log_path)
-        except LocalElasticsearchError:
-            self.stop()
-            raise
-        return url
+        return Launched(process, f"http://127.0.0.1:{port}", log_path)
 
-    def _command(self, distribution: Path, port: int) -> tuple[list[str], dict[str, str]]:
+    def _command(self, distribution: Path, node_settings: dict[str, str]) -> tuple[list[str], dict[str, str]]:
         for sub in ("data", "logs", "tmp"):
             (self.home / sub).mkdir(parents=True, exist_ok=True)
         config = self.home / "config"
@@ -235,15 +286,12 @@ class LocalElasticsearch:
             "ES_JAVA_OPTS": f"-Xms{self.heap} -Xmx{self.heap}",
         }
         settings = {
-            "discovery.type": "single-node",
             "network.host": "127.0.0.1",
-            "http.port": str(port),
-            "transport.port": "0",
             "xpack.security.enabled": "false",
             "path.data": str(self.home / "data"),
             "path.logs": str(self.home / "logs"),
             "cluster.routing.allocation.disk.threshold_enabled": "false",
-            "cluster.name": "vt-dagster-local",
+            **node_settings,
         }
         command = [str(distribution / "bin" / "elasticsearch")]
         command += [arg for key, value in settings.items() for arg in ("-E", f"{key}={value}")]
@@ -269,14 +317,31 @@ class LocalElasticsearch:
         if was_running:
             _signal_group(pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
-            while _pid_alive(pid) and time.monotonic() < deadline:
-                _reap(pid)
+            while _group_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.2)
-            if _pid_alive(pid):
-                _signal_group(pid, signal.SIGKILL)
-                _reap(pid, block=True)
+            if _group_alive(pid):
+                self.kill()
         self.state_path.unlink(missing_ok=True)
         return was_running
+
+    def kill(self) -> None:
+        """SIGKILL the node's whole process group, as a crash would; its state file stays, so
+        `start` sees a node that is not running and starts it again on the same home."""
+        state = self._read_state()
+        if state:
+            _signal_group(state["pid"], signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while _group_alive(state["pid"]) and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+
+@dataclass(frozen=True)
+class Launched:
+    """A node process just started: what to watch while waiting for it to answer."""
+
+    process: subprocess.Popen
+    url: str
+    log_path: Path
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
@@ -294,37 +359,58 @@ def _reap(pid: int, block: bool = False) -> None:
         pass
 
 
-def _port_in_use(port: int) -> bool:
+def port_in_use(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def cluster_health(url: str) -> str | None:
-    """The cluster's health colour, or None when nothing answers (this distribution has no `GET /`)."""
+def health_report(url: str) -> dict | None:
+    """`GET _cluster/health` of the node at `url`, or None when nothing answers."""
     try:
         response = requests.get(f"{url}/_cluster/health", timeout=2)
-        return response.json().get("status") if response.ok else None
+        report = response.json() if response.ok else None
     except (requests.RequestException, ValueError):
         return None
+    return report if isinstance(report, dict) else None
 
 
-def wait_until_healthy(
+def cluster_health(url: str) -> str | None:
+    """The cluster's health colour, or None when nothing answers (this distribution has no `GET /`)."""
+    report = health_report(url)
+    return report.get("status") if report else None
+
+
+def _answers_green_or_yellow(report: dict) -> bool:
+    """A lone node is ready when it answers green or yellow: a replica has nowhere to go."""
+    return report.get("status") in ("green", "yellow")
+
+
+def wait_for_health(
     url: str,
     timeout: float,
-    process: subprocess.Popen | None = None,
-    log_path: Path | None = None,
+    launched: Sequence[Launched] = (),
+    ready: Callable[[dict], bool] = _answers_green_or_yellow,
+    wanted: str = "healthy",
 ) -> None:
+    """Poll `_cluster/health` at `url` until `ready` says so; a process of `launched` that exits
+    meanwhile fails at once with the first error line of its log."""
     deadline = time.monotonic() + timeout
+    report: dict | None = None
     while time.monotonic() < deadline:
-        if cluster_health(url) in ("green", "yellow"):
+        report = health_report(url)
+        if report is not None and ready(report):
             return
-        if process is not None and process.poll() is not None:
-            raise LocalElasticsearchError(
-                f"Elasticsearch exited with code {process.returncode} while starting: "
-                f"{_last_error_line(log_path)}"
-            )
+        for node in launched:
+            if node.process.poll() is not None:
+                raise LocalElasticsearchError(
+                    f"Elasticsearch exited with code {node.process.returncode} while starting: "
+                    f"{_last_error_line(node.log_path)}"
+                )
         time.sleep(0.5)
-    raise LocalElasticsearchError(f"Elasticsearch at {url} was not healthy after {timeout:.0f} s")
+    last = "nothing answered" if report is None else (
+        f"last: {report.get('status')}, {report.get('number_of_nodes')} node(s), "
+        f"{report.get('unassigned_shards')} unassigned shard(s)")
+    raise LocalElasticsearchError(f"Elasticsearch at {url} was not {wanted} after {timeout:.0f} s ({last})")
 
 
 def _last_error_line(log_path: Path | None) -> str:

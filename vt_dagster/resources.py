@@ -137,6 +137,10 @@ class VTElasticsearchResource(dg.ConfigurableResource):
         default=DEFAULT_BULK_STREAMS, ge=1, le=MAX_BULK_STREAMS,
         description="Batches indexed at once, one `_bulk` stream each (ES_BULK_STREAMS); 2 keeps a 2-core node busy",
     )
+    index_replicas: int | None = Field(
+        default=None, ge=0, description="Replicas per shard in the index templates setup puts (ES_INDEX_REPLICAS; "
+        "unset: 0 on a single data node, 1 on a cluster)",
+    )
 
     def settings(self) -> "EsSettings":
         from vt_dagster.elastic import EsSettings, check_name
@@ -145,6 +149,7 @@ class VTElasticsearchResource(dg.ConfigurableResource):
         return EsSettings(
             url=self.url.rstrip("/"), api_key=self.api_key, username=self.username, password=self.password,
             ca_certs=self.ca_certs, index_prefix=self.index_prefix, report_aliases=dict(self.report_aliases),
+            index_replicas=self.index_replicas,
         )
 
     def client(self) -> "Elasticsearch":
@@ -168,7 +173,8 @@ def elasticsearch_resource_from_env() -> VTElasticsearchResource:
     }
     return VTElasticsearchResource(
         url=settings.url, ca_certs=settings.ca_certs, index_prefix=settings.index_prefix,
-        report_aliases=dict(settings.report_aliases), bulk_streams=_bulk_streams_from_env(), **secrets,
+        report_aliases=dict(settings.report_aliases), bulk_streams=_bulk_streams_from_env(),
+        index_replicas=settings.index_replicas, **secrets,
     )
 
 

@@ -1,7 +1,9 @@
 """Shared fixtures: one real Elasticsearch per test session, unique index prefixes, samples.
 
 Integration tests talk to a real node: `ES_URL` when given (a full cluster, ILM included),
-else the local node from Maven Central started once for the session and stopped after.
+else the local node from Maven Central started once for the session and stopped after. The
+cluster tests get their own 3-node cluster on loopback (`es_cluster`), started once for the
+session as a user starts it, with `vt-dagster local-es start --nodes 3`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING
 import pytest
 from elasticsearch import Elasticsearch
 
+from vt_dagster.local_cluster import LocalCluster
 from vt_dagster.local_es import LocalElasticsearch, cache_root
 
 if TYPE_CHECKING:
@@ -35,8 +38,10 @@ os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 SAMPLES_DIR = Path(__file__).resolve().parent / "data" / "vt_samples"
 SERVICE_FIXTURES = {
     "es_url": "es", "es_client": "es", "index_prefix": "es", "emulator": "service", "feeds_client": "service", "secret_emulator": "service",
-    "demo": "service",
+    "demo": "service", "es_cluster": "es",
 }
+CLUSTER_NODES = 3
+CLUSTER_START_TIMEOUT_S = 420
 # The shared demo run: DEMO_HOURS of every enabled feed (files, urls) at DEMO_OBJECTS a minute.
 DEMO_HOURS = 0.1
 DEMO_PARTITIONS = round(DEMO_HOURS * 60)
@@ -58,15 +63,32 @@ def pytest_itemcollected(item: pytest.Item) -> None:
         item.add_marker("unit")
 
 
+def _uses(item: pytest.Item | None, fixture: str) -> bool:
+    return fixture in getattr(item, "fixturenames", ())
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The tests that share the running demo go last, together, so its servers do not idle
     through the rest of the suite (they stop at the end of the session). The first of them
     waits for the demo (and maybe the Elasticsearch node) to start: more than the default
-    timeout on a busy 2-core machine."""
-    items.sort(key=lambda item: "demo" in getattr(item, "fixturenames", ()))
+    timeout on a busy 2-core machine. The cluster tests run together just before them, and the
+    cluster stops after the last of them (`pytest_runtest_teardown`): idle, its three nodes
+    still take ~7 % of a core."""
+    items.sort(key=lambda item: (_uses(item, "demo"), _uses(item, "es_cluster")))
     for item in items:
-        if "demo" in getattr(item, "fixturenames", ()):
+        if _uses(item, "demo"):
             item.add_marker(pytest.mark.timeout(DEMO_TEST_TIMEOUT_S))
+
+
+_cluster_stoppers: list[Callable[[], None]] = []
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the session's cluster once the (contiguous) tests that use it are done."""
+    if _uses(item, "es_cluster") and not _uses(nextitem, "es_cluster"):
+        for stop in list(_cluster_stoppers):
+            stop()
 
 
 @pytest.fixture(scope="session")
@@ -99,6 +121,56 @@ def es_client(es_url: str) -> Iterator[Elasticsearch]:
     client = Elasticsearch(es_url, request_timeout=60)
     yield client
     client.close()
+
+
+def local_es_cli(*args: str, timeout: float = CLUSTER_START_TIMEOUT_S + 60) -> subprocess.CompletedProcess[str]:
+    """`vt-dagster local-es ARGS` in a fresh process, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "vt_dagster", "local-es", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def es_cluster() -> Iterator[LocalCluster]:
+    """A 3-node cluster on free loopback ports, started once by `local-es start --nodes 3` and
+    stopped by `local-es stop` with the same flags after the last test using it (or at the end
+    of the session); its home is removed after."""
+    home = cache_root() / "clusters" / f"pytest-{os.getpid()}"
+    flags = ["--nodes", str(CLUSTER_NODES), "--port", "0", "--home", str(home)]
+    stopped: list[subprocess.CompletedProcess[str]] = []
+
+    def stop() -> None:
+        if not stopped:
+            stopped.append(local_es_cli("stop", *flags))
+            shutil.rmtree(home, ignore_errors=True)
+
+    _cluster_stoppers.append(stop)
+    try:
+        started = local_es_cli("start", *flags, "--timeout", str(CLUSTER_START_TIMEOUT_S))
+        if started.returncode != 0:
+            pytest.fail(f"local-es start --nodes {CLUSTER_NODES} failed: {started.stderr.strip()[-2000:]}")
+        cluster = LocalCluster(CLUSTER_NODES, home=home, port=0)
+        assert started.stdout.strip().splitlines()[-1] == cluster.urls[0]
+        yield cluster
+    finally:
+        stop()
+        _cluster_stoppers.remove(stop)
+    assert stopped[0].returncode == 0 and "stopped" in stopped[0].stdout, stopped[0].stdout + stopped[0].stderr
+
+
+@pytest.fixture(scope="session")
+def cluster_client(es_cluster: LocalCluster) -> Iterator[Elasticsearch]:
+    """A client of the cluster's first node."""
+    client = Elasticsearch(es_cluster.urls[0], request_timeout=60)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def cluster_prefix(cluster_client: Elasticsearch) -> Iterator[str]:
+    """A prefix no other test uses on the cluster; everything under it is deleted afterwards."""
+    prefix = _unique_prefix()
+    yield prefix
+    _delete_everything_under(cluster_client, prefix)
 
 
 def _unique_prefix() -> str:

@@ -13,6 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
+
+from vt_dagster.local_cluster import LocalCluster
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 RATIO_LINE = re.compile(r"ratio=\d+\.\d\d")
@@ -46,6 +49,31 @@ def test_index_bench_ends_with_the_ratio_and_the_sensor_tick(tmp_path: Path, es_
     assert any(re.match(r"reports_ratio=\d+\.\d\d ", line) for line in lines)
     assert any(re.match(r"reports_rerun_ratio=\d+\.\d\d ", line) for line in lines)
     assert any(line.startswith("sensor tick") and "run request(s)" in line for line in lines)
+
+
+def test_index_bench_on_a_cluster_compares_with_as_many_curl_streams(tmp_path: Path, es_cluster: LocalCluster) -> None:
+    lines = run_bench("index", ["--cluster", "3", "--batches", "2", "--objects", "20", "--repeat", "1",
+                                        "--report-batches", "0"], tmp_path,
+                      ES_URL=es_cluster.urls[0])
+
+    assert any(line.startswith(f"Elasticsearch         : 3 node(s) at {es_cluster.urls[0]}, replicas from settings: 1 ")
+               for line in lines)
+    assert any(line.startswith("curl _bulk x2 streams :") for line in lines)
+    assert not any(line.startswith("curl _bulk            :") for line in lines), "one stream is not compared"
+    assert lines[-3] == f"ratio below: asset / curl x2 streams, both to {es_cluster.urls[0]} of the 3-node cluster"
+    assert RATIO_LINE.fullmatch(lines[-2])
+    assert re.fullmatch(r"sensor_tick_s=\d+\.\d\d", lines[-1])
+
+
+def test_index_bench_refuses_an_es_url_that_is_not_the_cluster_asked_for(tmp_path: Path, es_url: str) -> None:
+    nodes = requests.get(f"{es_url}/_cluster/health", timeout=10).json()["number_of_nodes"]
+    completed = subprocess.run(
+        [sys.executable, str(BENCH / "index"), "--cluster", str(nodes + 1), "--batches", "1", "--objects", "5"],
+        capture_output=True, text=True, timeout=240,
+        env={**os.environ, "VT_BENCH_CACHE": str(tmp_path), "ES_URL": es_url},
+    )
+    assert completed.returncode == 1
+    assert f"ES_URL {es_url} answers with {nodes} node(s), not the {nodes + 1} of --cluster" in completed.stderr
 
 
 @pytest.mark.es

@@ -150,9 +150,10 @@ def test_settings_from_env_reads_every_variable_and_hides_secrets() -> None:
     settings = settings_from_env({
         "ES_URL": "https://es.example:9200/", "ES_API_KEY": "key-id:very-secret",
         "ES_CA_CERTS": "/etc/ca.pem", "ES_INDEX_PREFIX": "vtprod",
-        "ES_REPORT_ALIAS_FILES": "al-vt-files",
+        "ES_REPORT_ALIAS_FILES": "al-vt-files", "ES_INDEX_REPLICAS": "2",
     })
     assert settings.url == "https://es.example:9200"
+    assert settings.index_replicas == 2
     assert settings.auth == "api_key" and settings.ca_certs == "/etc/ca.pem"
     assert settings.index_prefix == "vtprod"
     assert settings.report_alias("files") == "al-vt-files"
@@ -174,6 +175,9 @@ def test_credentials_in_es_url_are_moved_out_of_it() -> None:
     ({"ES_INDEX_PREFIX": "VT Prod"}, "ES_INDEX_PREFIX"),
     ({"ES_REPORT_ALIAS_URLS": "a,b"}, "ES_REPORT_ALIAS_URLS"),
     ({"ES_URL": "es.example:9200"}, "not a URL"),
+    ({"ES_INDEX_REPLICAS": "one"}, "ES_INDEX_REPLICAS must be a whole number from 0 to 8, not 'one'"),
+    ({"ES_INDEX_REPLICAS": "-1"}, "ES_INDEX_REPLICAS"),
+    ({"ES_INDEX_REPLICAS": "9"}, "ES_INDEX_REPLICAS"),
 ])
 def test_settings_from_env_rejects_bad_values_in_one_line(env: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError) as raised:
@@ -191,6 +195,13 @@ def test_bulk_streams_come_from_the_environment_and_bad_values_are_refused(monke
         monkeypatch.setenv("ES_BULK_STREAMS", bad)
         with pytest.raises(ValueError, match=f"ES_BULK_STREAMS .*{bad!r}"):
             elasticsearch_resource_from_env()
+
+
+def test_index_replicas_come_from_the_environment_into_the_resource(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ES_INDEX_REPLICAS", raising=False)
+    assert elasticsearch_resource_from_env().settings().index_replicas is None
+    monkeypatch.setenv("ES_INDEX_REPLICAS", "0")
+    assert elasticsearch_resource_from_env().settings().index_replicas == 0
 
 
 def test_concurrent_bulk_jobs_overlap_and_results_keep_job_order() -> None:
@@ -237,6 +248,33 @@ def test_alias_templates_carry_lifecycle_settings_only_with_a_policy() -> None:
     assert "lifecycle" not in json.dumps(family)
     hashes = {body["_meta"][elastic.HASH_KEY] for body in (family, with_ilm, without)}
     assert len(hashes) == 3
+
+
+def test_family_templates_carry_the_replicas_given_and_their_hash_tells_them_apart() -> None:
+    raw = elastic.load_json_file(elastic.TEMPLATES_DIR / "vt_reports.template.json")
+    bodies = {replicas: elastic.family_template(raw, prefix="vt", family="reports", source="f.json",
+                                                replicas=replicas) for replicas in (None, 0, 1)}
+    assert "number_of_replicas" not in json.dumps(bodies[None]["template"]["settings"])
+    assert bodies[0]["template"]["settings"]["index"]["number_of_replicas"] == 0
+    assert bodies[1]["template"]["settings"]["index"]["number_of_replicas"] == 1
+    assert bodies[1]["template"]["settings"]["index"]["number_of_shards"] == 1
+    assert len({body["_meta"][elastic.HASH_KEY] for body in bodies.values()}) == 3
+    flat = {"template": {"settings": {"index.number_of_shards": 1}}}
+    flat_body = elastic.family_template(flat, prefix="vt", family="reports", source="f.json", replicas=2)
+    assert flat_body["template"]["settings"] == {"index.number_of_shards": 1, "index.number_of_replicas": 2}
+
+
+@pytest.mark.parametrize("configured, data_nodes, replicas, says", [
+    (None, 1, 0, "1 data node, ES_INDEX_REPLICAS unset"),
+    (None, 3, 1, "3 data nodes, ES_INDEX_REPLICAS unset"),
+    (2, 3, 2, "ES_INDEX_REPLICAS=2, 3 data nodes)"),
+    (1, 1, 1, "2 copies of a shard need 2 data nodes, indices stay yellow"),
+])
+def test_replicas_are_0_on_one_data_node_1_on_a_cluster_unless_configured(
+    configured: int | None, data_nodes: int, replicas: int, says: str
+) -> None:
+    plan = elastic.ReplicaPlan.choose(configured, data_nodes)
+    assert plan.replicas == replicas and says in str(plan)
 
 
 def test_ilm_policy_files_roll_over_daily_or_at_10gb_and_delete() -> None:
@@ -311,6 +349,25 @@ def test_setup_twice_creates_once_then_reports_everything_present(
     assert not [a for a in second if a.status in ("created", "updated")]
     for alias in (name for kind, name in expected if kind == "write_alias"):
         assert set(es_client.indices.get_alias(name=alias)) == {bootstrap_index(alias)}
+
+
+def test_setup_puts_the_replicas_into_the_templates_and_says_so(es_client: Elasticsearch, index_prefix: str) -> None:
+    data_nodes = es_client.cluster.health()["number_of_data_nodes"]
+    default = 0 if data_nodes == 1 else 1
+    actions = setup_elasticsearch(es_client, ["files"], prefix=index_prefix)
+    templates = [a for a in actions if a.kind == "index_template"]
+    assert templates and all(f"replicas from settings: {default} ({data_nodes} data node" in str(a) for a in templates)
+    alias = summary_alias(index_prefix, "files")
+    settings = es_client.indices.get_settings(index=alias).body
+    assert [s["settings"]["index"]["number_of_replicas"] for s in settings.values()] == [str(default)]
+
+    kept = setup_elasticsearch(es_client, ["files"], prefix=index_prefix, replicas=default + 1)
+    template = next(a for a in kept if a.name == f"{index_prefix}-summaries")
+    assert template.status == "present" and "run setup with update" in template.detail
+    assert f"replicas from settings: {default + 1} (ES_INDEX_REPLICAS={default + 1}" in template.detail
+    setup_elasticsearch(es_client, ["files"], prefix=index_prefix, replicas=default + 1, update=True)
+    stored = es_client.indices.get_index_template(name=f"{index_prefix}-summaries")["index_templates"][0]
+    assert stored["index_template"]["template"]["settings"]["index"]["number_of_replicas"] == str(default + 1)
 
 
 def test_setup_without_ilm_says_so_once_on_one_line(es_client: Elasticsearch, index_prefix: str) -> None:

@@ -294,7 +294,7 @@ def setup_elasticsearch_op(context: dg.OpExecutionContext, config: SetupConfig,
     try:
         actions = setup_elasticsearch(
             client, [feed.name for feed in enabled_feeds()], prefix=settings.index_prefix,
-            update=config.update, report_aliases=settings.report_aliases,
+            update=config.update, report_aliases=settings.report_aliases, replicas=settings.index_replicas,
         )
     except ElasticsearchError as exc:
         raise elasticsearch_failure("setup_elasticsearch", exc) from None

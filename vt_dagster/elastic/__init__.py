@@ -47,7 +47,7 @@ from vt_dagster.elastic.names import (
 )
 from vt_dagster.elastic.search import query_syntax_problem, search_summaries
 from vt_dagster.elastic.setup import (
-    FAMILIES, HASH_KEY, REPORTS, SUMMARIES, TEMPLATES_DIR, IndexFamily, SetupAction, TemplateFileError,
+    FAMILIES, HASH_KEY, REPORTS, SUMMARIES, TEMPLATES_DIR, IndexFamily, ReplicaPlan, SetupAction, TemplateFileError,
     alias_template, family_template, ilm_availability, ilm_policy_body, load_json_file, setup_elasticsearch,
 )
 # Re-exported for the callers that print search hits as they always did (the demo).
@@ -59,7 +59,7 @@ __all__ = [
     "DEFAULT_URL", "FAMILIES", "HASH_KEY", "MAX_BATCHES_PER_REQUEST", "REPORTS", "SUMMARIES",
     "TEMPLATES_DIR", "TRANSPORT_RETRIES", "ElasticsearchError", "ElasticsearchRequestError",
     "ElasticsearchUnavailable", "EsSettings", "IndexFamily", "IndexResult", "InvalidQueryError",
-    "LookupKey", "QuickConnectNode", "SetupAction", "TemplateFileError", "alias_exists",
+    "LookupKey", "QuickConnectNode", "ReplicaPlan", "SetupAction", "TemplateFileError", "alias_exists",
     "alias_template", "batch_counts", "batch_time", "batch_version", "bootstrap_index",
     "check_name", "cluster_url", "describe_api_error", "family_name", "family_template",
     "ilm_availability", "ilm_policy_body", "index_reports", "index_summary_file",

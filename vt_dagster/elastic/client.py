@@ -37,6 +37,8 @@ class EsSettings:
     index_prefix: str = DEFAULT_PREFIX
     report_aliases: Mapping[str, str] = field(default_factory=dict)
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S
+    index_replicas: int | None = None
+    """Replicas per shard in the index templates; None: setup picks 0 or 1 from the cluster."""
 
     @property
     def auth(self) -> str:
@@ -54,7 +56,8 @@ class EsSettings:
     def __repr__(self) -> str:
         return (
             f"EsSettings(url={self.url!r}, auth={self.auth!r}, ca_certs={self.ca_certs!r}, "
-            f"index_prefix={self.index_prefix!r}, report_aliases={dict(self.report_aliases)!r})"
+            f"index_prefix={self.index_prefix!r}, report_aliases={dict(self.report_aliases)!r}, "
+            f"index_replicas={self.index_replicas!r})"
         )
 
     __str__ = __repr__
@@ -62,7 +65,8 @@ class EsSettings:
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> EsSettings:
     """Settings from `ES_URL`, `ES_API_KEY` or `ES_USERNAME`/`ES_PASSWORD`, `ES_CA_CERTS`,
-    `ES_INDEX_PREFIX` and `ES_REPORT_ALIAS_<FEED>`; ValueError (without secrets) when they clash.
+    `ES_INDEX_PREFIX`, `ES_REPORT_ALIAS_<FEED>` and `ES_INDEX_REPLICAS`; ValueError (without
+    secrets) when they clash or are malformed.
 
     Credentials written into the URL (`https://user:pass@host`) are moved out of it, so the
     URL can be logged.
@@ -86,7 +90,20 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> EsSettings:
             overrides[feed] = check_name(alias, variable)
     return EsSettings(url=url, api_key=api_key, username=username, password=password,
                       ca_certs=_env(env, "ES_CA_CERTS"), index_prefix=prefix,
-                      report_aliases=overrides)
+                      report_aliases=overrides, index_replicas=parse_index_replicas(_env(env, REPLICAS_VARIABLE)))
+
+
+REPLICAS_VARIABLE = "ES_INDEX_REPLICAS"
+MAX_INDEX_REPLICAS = 8
+
+
+def parse_index_replicas(text: str | None) -> int | None:
+    """`ES_INDEX_REPLICAS` as a number, None when unset; ValueError naming it otherwise."""
+    if text is None or not text.strip():
+        return None
+    if not text.strip().isdigit() or int(text) > MAX_INDEX_REPLICAS:
+        raise ValueError(f"{REPLICAS_VARIABLE} must be a whole number from 0 to {MAX_INDEX_REPLICAS}, not {text!r}")
+    return int(text)
 
 
 def _env(env: Mapping[str, str], name: str) -> str | None:

@@ -8,7 +8,7 @@ import copy
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -69,12 +69,16 @@ def load_json_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def family_template(raw: Mapping[str, Any], *, prefix: str, family: str, source: str) -> dict[str, Any]:
-    """The family's index template: the file's body with `index_patterns` = `<prefix>-<family>-*`."""
+def family_template(raw: Mapping[str, Any], *, prefix: str, family: str, source: str,
+                    replicas: int | None = None) -> dict[str, Any]:
+    """The family's index template: the file's body with `index_patterns` = `<prefix>-<family>-*`
+    and, when given, `replicas` as `index.number_of_replicas` (a setting, not the file's)."""
     if not isinstance(raw.get("template"), dict):
         raise TemplateFileError(f"{source} has no 'template' object: not a composable index template")
     body = copy.deepcopy(dict(raw))
     body["index_patterns"] = [f"{prefix}-{family}-*"]
+    if replicas is not None:
+        _set_index_setting(body["template"].setdefault("settings", {}), "number_of_replicas", replicas)
     body.setdefault("_meta", {})["source_file"] = source
     return _with_content_hash(body, body["_meta"])
 
@@ -100,11 +104,19 @@ def alias_template(family_body: Mapping[str, Any], *, alias: str, policy: str | 
 
 
 def _set_lifecycle(settings: dict[str, Any], key: str, value: str) -> None:
+    _set_index_setting(settings, f"lifecycle.{key}", value)
+
+
+def _set_index_setting(settings: dict[str, Any], key: str, value: Any) -> None:
+    """`index.<key>` in a template's settings, nested or flat as the file writes them."""
     index = settings.get("index")
-    if isinstance(index, dict):
-        index.setdefault("lifecycle", {})[key] = value
-    else:
-        settings[f"index.lifecycle.{key}"] = value
+    if not isinstance(index, dict):
+        settings[f"index.{key}"] = value
+        return
+    *parents, last = key.split(".")
+    for part in parents:
+        index = index.setdefault(part, {})
+    index[last] = value
 
 
 def ilm_policy_body(raw: Mapping[str, Any], *, source: str) -> dict[str, Any]:
@@ -156,18 +168,25 @@ def setup_elasticsearch(
     update: bool = False,
     templates_dir: Path = TEMPLATES_DIR,
     report_aliases: Mapping[str, str] | None = None,
+    replicas: int | None = None,
 ) -> list[SetupAction]:
     """Create what is missing (ILM policies, index templates, bootstrap index + write alias per
     feed and family) and report each item; with `update`, rewrite policies and templates whose
-    content differs from the files, and put the templates' mappings onto each alias's current
-    write index (a `mapping` action per index). Never replaces an existing alias or index.
+    content differs from the files and settings, and put the templates' mappings onto each
+    alias's current write index (a `mapping` action per index). Never replaces an existing alias
+    or index.
+
+    The templates carry `replicas` (`ES_INDEX_REPLICAS`), else the cluster's own default: 0
+    replicas on a single data node (a replica there has nowhere to go and keeps the cluster
+    yellow), 1 on a cluster (any one node may fail without losing a document).
     """
     check_name(prefix, "index prefix")
     names = feed_names(feeds)
     templates_dir = Path(templates_dir)
     with talking_to(client, "check the cluster"):
-        client.cluster.health()
+        data_nodes = int(client.cluster.health()["number_of_data_nodes"])
         ilm, why_not = ilm_availability(client)
+    replica_plan = ReplicaPlan.choose(replicas, data_nodes)
     actions: list[SetupAction] = []
     if not ilm:
         actions.append(SetupAction(
@@ -176,8 +195,30 @@ def setup_elasticsearch(
         ))
     for family in FAMILIES:
         actions += _setup_family(client, family, names, prefix=prefix, update=update, ilm=ilm,
-                                 templates_dir=templates_dir, report_aliases=report_aliases or {})
+                                 templates_dir=templates_dir, report_aliases=report_aliases or {},
+                                 replicas=replica_plan)
     return actions
+
+
+@dataclass(frozen=True)
+class ReplicaPlan:
+    """How many replicas the templates get, and why: the setup output says both."""
+
+    replicas: int
+    reason: str
+
+    @classmethod
+    def choose(cls, configured: int | None, data_nodes: int) -> ReplicaPlan:
+        nodes = f"{data_nodes} data node{'s' if data_nodes != 1 else ''}"
+        if configured is None:
+            return cls(0 if data_nodes <= 1 else 1, f"{nodes}, ES_INDEX_REPLICAS unset")
+        reason = f"ES_INDEX_REPLICAS={configured}, {nodes}"
+        if configured >= data_nodes:
+            reason += f": {configured + 1} copies of a shard need {configured + 1} data nodes, indices stay yellow"
+        return cls(configured, reason)
+
+    def __str__(self) -> str:
+        return f"replicas from settings: {self.replicas} ({self.reason})"
 
 
 def _setup_family(
@@ -190,6 +231,7 @@ def _setup_family(
     ilm: bool,
     templates_dir: Path,
     report_aliases: Mapping[str, str],
+    replicas: ReplicaPlan,
 ) -> list[SetupAction]:
     name = family_name(prefix, family.name)
     actions: list[SetupAction] = []
@@ -197,8 +239,9 @@ def _setup_family(
         policy = ilm_policy_body(load_json_file(templates_dir / family.policy_file), source=family.policy_file)
         actions.append(_ensure_policy(client, name, policy, update))
     template = family_template(load_json_file(templates_dir / family.template_file),
-                               prefix=prefix, family=family.name, source=family.template_file)
-    actions.append(_ensure_template(client, name, template, update))
+                               prefix=prefix, family=family.name, source=family.template_file,
+                               replicas=replicas.replicas)
+    actions.append(_with_replicas(_ensure_template(client, name, template, update), replicas))
     for feed in feeds:
         alias = (report_alias(prefix, feed, report_aliases) if family is REPORTS
                  else summary_alias(prefix, feed))
@@ -209,11 +252,19 @@ def _setup_family(
             body = alias_template(template, alias=alias, policy=name if ilm else None)
             action = _ensure_alias_template(client, alias, body, update, covered)
             managed_elsewhere = action.status == "skipped"
-            actions.append(action)
+            actions.append(_with_replicas(action, replicas))
         actions.append(_ensure_write_alias(client, alias))
         if update and not managed_elsewhere:
             actions.append(_ensure_write_index_mapping(client, alias, template["template"].get("mappings", {})))
     return actions
+
+
+def _with_replicas(action: SetupAction, replicas: ReplicaPlan) -> SetupAction:
+    """A template's action, saying the replicas it carries (not for one setup left alone)."""
+    if action.status == "skipped":
+        return action
+    detail = f"{action.detail}; {replicas}" if action.detail else str(replicas)
+    return replace(action, detail=detail)
 
 
 def _ensure_policy(client: Elasticsearch, name: str, body: dict[str, Any], update: bool) -> SetupAction:
@@ -268,7 +319,8 @@ def _keep_or_rewrite(kind: str, name: str, same: bool, update: bool, rewrite: Ca
     if same:
         return SetupAction(kind, name, "present")
     if not update:
-        return SetupAction(kind, name, "present", "differs from the file: run setup with update to apply it")
+        return SetupAction(kind, name, "present",
+                           "differs from the file or settings: run setup with update to apply it")
     with talking_to(client, f"update {kind} {name}"):
         rewrite()
     return SetupAction(kind, name, "updated")
