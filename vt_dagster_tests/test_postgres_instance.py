@@ -25,7 +25,6 @@ from vt_dagster.emulator import EmulatorConfig, FeedsEmulator
 from vt_dagster.feeds import minute_key
 from vt_dagster.local_es import cache_root
 from vt_dagster.local_postgres import LocalPostgres
-from vt_dagster.service import ensure_instance
 from vt_dagster_tests.conftest import DEPLOY_DAGSTER_YAML, PG_URL_ENV
 
 SERVICE_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "vt_dagster" / "data" / "dagster.yaml"
@@ -93,12 +92,13 @@ def test_local_postgres_refuses_a_taken_port_in_one_line(cluster_dir: Path) -> N
     assert not cluster_dir.exists(), "nothing is created before the port is known to be free"
 
 
-def test_the_service_yaml_says_what_the_deploy_yaml_says_but_storage() -> None:
+def test_the_service_yaml_says_what_the_deploy_yaml_says_but_storage_and_the_pools_limit() -> None:
     deploy = yaml.safe_load(DEPLOY_DAGSTER_YAML.read_text())
     service = yaml.safe_load(SERVICE_DAGSTER_YAML.read_text())
     assert deploy.pop("storage") == {"postgres": {"postgres_url": {"env": PG_URL_ENV}}}
+    assert deploy["concurrency"]["pools"].pop("default_limit") == 1
+    assert "storage" not in service, "the service's instance keeps Dagster's default: SQLite in DAGSTER_HOME"
     assert deploy == service
-    assert service["concurrency"]["pools"] == {"default_limit": 1, "granularity": "op"}
 
 
 @pytest.mark.service
@@ -127,48 +127,37 @@ def test_the_deploy_instance_is_postgres_with_the_queue_pools_monitoring_and_ret
     assert instance.get_tick_retention_settings(InstigatorType.SENSOR)[TickStatus.SKIPPED] == 1
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def pooled_home(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
-    """A DAGSTER_HOME with the project's instance: the service's on SQLite (what `vt-dagster serve`
-    writes), and deploy/dagster.yaml on the test's own PostgreSQL database."""
-    if request.param == "postgres":
-        return Path(request.getfixturevalue("postgres_instance").root_directory)
-    home = tmp_path / "sqlite_home"
-    ensure_instance(home)
-    with dg.DagsterInstance.from_config(str(home)):
-        pass  # its tables made now: processes creating a new SQLite instance together can break it
-    return home
-
-
-def step_times(home: Path, run_id: str) -> dict[str, float]:
+def step_times(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
     """When the run's one step started and ended, and when it found its pool full, if it did."""
     times = {}
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        for record in instance.all_logs(run_id):
-            kind = record.dagster_event.event_type_value if record.dagster_event else None
-            if kind in ("STEP_START", "STEP_SUCCESS"):
-                times[kind] = record.timestamp
-            elif "blocked by limit for pool files/raw_batch" in (record.user_message or ""):
-                times.setdefault("BLOCKED", record.timestamp)
+    for record in instance.all_logs(run_id):
+        kind = record.dagster_event.event_type_value if record.dagster_event else None
+        if kind in ("STEP_START", "STEP_SUCCESS"):
+            times[kind] = record.timestamp
+        elif "blocked by limit for pool files/raw_batch" in (record.user_message or ""):
+            times.setdefault("BLOCKED", record.timestamp)
     return times
 
 
 @pytest.mark.service
-def test_one_feeds_stage_never_runs_twice_at_once_other_feeds_go_on(pooled_home: Path, tmp_path: Path) -> None:
-    """Two runs of files/raw_batch (other minutes) and one of urls/raw_batch start together, each
-    in its own process; the second files step waits for the first, the urls step never waits."""
+def test_one_feeds_stage_never_runs_twice_at_once_other_feeds_go_on(
+    postgres_instance: dg.DagsterInstance, tmp_path: Path,
+) -> None:
+    """Two runs of files/raw_batch (other minutes) and one of urls/raw_batch start together on the
+    deploy instance, each in its own process; the second files step waits for the first, the urls
+    step never waits."""
+    instance = postgres_instance
     now = dt.datetime.now(dt.timezone.utc)
     minutes = [minute_key(now - dt.timedelta(minutes=m)) for m in (200, 199, 190, 189)]
     runs = {"files_a": ("files", *minutes[:2]), "files_b": ("files", *minutes[2:]), "urls": ("urls", *minutes[:2])}
-    with dg.DagsterInstance.from_config(str(pooled_home)) as instance:
-        # What the queue daemon does before it launches a run: give the run's first pools their
-        # row. Two runs started outside the queue at the same instant, both the first ever to use
-        # a pool, can fail one step: Dagster 1.13 inserts that row in a transaction that the other
-        # insert's unique violation aborts (PostgreSQL; README, Dagster on PostgreSQL).
-        for feed in ("files", "urls"):
-            instance.event_log_storage.initialize_concurrency_limit_to_default(f"{feed}/raw_batch")
+    # What the queue daemon does before it launches a run: give the run's first pools their row.
+    # Two runs started outside the queue at the same instant, both the first ever to use a pool,
+    # can fail one step: Dagster 1.13 inserts that row in a transaction that the other insert's
+    # unique violation aborts (README, Dagster on PostgreSQL).
+    for feed in ("files", "urls"):
+        instance.event_log_storage.initialize_concurrency_limit_to_default(f"{feed}/raw_batch")
     with FeedsEmulator(EmulatorConfig(objects_per_minute=2, seed=5, slow_seconds=0.5)) as emulator:
-        env = {**os.environ, "DAGSTER_HOME": str(pooled_home), "VT_API_KEY": emulator.config.api_key}
+        env = {**os.environ, "DAGSTER_HOME": instance.root_directory, "VT_API_KEY": emulator.config.api_key}
         processes = {name: subprocess.Popen(
             [sys.executable, "-m", "vt_dagster_tests.stage_run", *args, emulator.base_url, str(tmp_path / "data")],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name, args in runs.items()}
@@ -176,13 +165,12 @@ def test_one_feeds_stage_never_runs_twice_at_once_other_feeds_go_on(pooled_home:
     for name, process in processes.items():
         assert process.returncode == 0, f"{name}: {outputs[name][1][-2000:]}"
 
-    steps = {name: step_times(pooled_home, outputs[name][0].strip()) for name in runs}
+    steps = {name: step_times(instance, outputs[name][0].strip()) for name in runs}
     first, second = sorted(("files_a", "files_b"), key=lambda name: steps[name]["STEP_START"])
     assert steps[second]["STEP_START"] >= steps[first]["STEP_SUCCESS"], steps
     assert "BLOCKED" in steps[second] and "BLOCKED" not in steps["urls"], steps
-    with dg.DagsterInstance.from_config(str(pooled_home)) as instance:
-        pool = instance.event_log_storage.get_concurrency_info("files/raw_batch")
-        assert pool.slot_count == 1 and pool.active_slot_count == 0, "every slot is given back"
+    pool = instance.event_log_storage.get_concurrency_info("files/raw_batch")
+    assert pool.slot_count == 1 and pool.active_slot_count == 0, "every slot is given back"
 
 
 @pytest.mark.service

@@ -23,8 +23,8 @@ LIVE_FRESHNESS = dg.FreshnessPolicy.time_window(
 
 def stage_pool(feed: Feed, stage: str) -> str:
     """The concurrency pool of `<feed>/<stage>`, named like the asset. An instance whose
-    dagster.yaml gives pools a limit (deploy/, vt_dagster/data/: one slot) never runs one feed's
-    stage twice at once, whichever runs ask; without a limit a pool costs nothing."""
+    dagster.yaml gives pools one slot (deploy/dagster.yaml) never runs one feed's stage twice at
+    once, whichever runs ask; the SQLite one leaves them unlimited (see its dagster.yaml)."""
     return f"{feed.name}/{stage}"
 
 
