@@ -123,6 +123,7 @@ def local_postgres() -> Iterator[LocalPostgres]:
     """The session's private PostgreSQL, started by the project's own `local-postgres` code on a
     free port, stopped and removed at the end. Under the cache root, as the Elasticsearch node:
     as root the server runs as an unprivileged user that cannot enter root's temp folders."""
+    _remove_clusters_of_dead_sessions()
     cluster = LocalPostgres(home=cache_root() / "postgres" / f"pytest-{os.getpid()}", port=0)
     try:
         cluster.start()
@@ -130,6 +131,15 @@ def local_postgres() -> Iterator[LocalPostgres]:
     finally:
         cluster.stop()
         shutil.rmtree(cluster.home, ignore_errors=True)
+
+
+def _remove_clusters_of_dead_sessions() -> None:
+    """Clusters a killed pytest (`pytest-<pid>...`, its process gone) left running or on disk."""
+    for folder in (cache_root() / "postgres").glob("pytest-*"):
+        found = re.match(r"pytest-(\d+)", folder.name)
+        if found and not Path(f"/proc/{found.group(1)}").exists():
+            LocalPostgres(home=folder).stop()
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextmanager

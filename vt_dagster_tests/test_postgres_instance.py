@@ -39,7 +39,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def cluster_dir() -> Iterator[Path]:
     """A cluster folder of this test's own, under the cache root (see `local_postgres` in conftest)."""
-    folder = cache_root() / "postgres" / f"pytest-cli-{uuid.uuid4().hex[:8]}"
+    folder = cache_root() / "postgres" / f"pytest-{os.getpid()}-cli-{uuid.uuid4().hex[:8]}"
     yield folder
     LocalPostgres(home=folder).stop()
     shutil.rmtree(folder, ignore_errors=True)
