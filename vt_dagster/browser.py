@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 
+CHROMIUM_PACKAGE = "chromium"
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 # Without these, Chromium keeps trying hosts this closed network refuses.
 CHROMIUM_ARGS = (
@@ -31,17 +31,15 @@ def find_chromium() -> str | None:
 
 def install_chromium() -> str:
     """The Chromium binary, installing Debian's `chromium` package first if it is missing."""
+    from vt_dagster.system_packages import SystemPackagesUnavailable, apt_install
+
     found = find_chromium()
     if found:
         return found
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise BrowserUnavailable("Chromium is not installed: run `apt-get install chromium` as root")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-        result = subprocess.run(command, env=env, capture_output=True, text=True)
-        if result.returncode != 0:
-            tail = (result.stderr or result.stdout).strip().splitlines()[-1:]
-            raise BrowserUnavailable(f"`{' '.join(command)}` failed: {' '.join(tail)}")
+    try:
+        apt_install([CHROMIUM_PACKAGE])
+    except SystemPackagesUnavailable as exc:
+        raise BrowserUnavailable(str(exc)) from None
     found = find_chromium()
     if not found:
         raise BrowserUnavailable("apt installed chromium but no chromium binary was found")

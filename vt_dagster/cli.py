@@ -73,6 +73,39 @@ def _add_local_es(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_local_es)
 
 
+def _local_postgres(args: argparse.Namespace) -> int:
+    from vt_dagster.local_postgres import LocalPostgres
+
+    cluster = LocalPostgres(home=args.data_dir, port=args.port)
+    if args.action == "start":
+        print(cluster.start(timeout=args.timeout))
+    elif args.action == "stop":
+        print("local PostgreSQL: stopped" if cluster.stop() else "local PostgreSQL: was not running")
+    else:
+        status = cluster.status()
+        print(status.describe())
+        return 0 if status.running else 3
+    return 0
+
+
+def _add_local_postgres(subparsers: argparse._SubParsersAction) -> None:
+    from vt_dagster.local_postgres import DEFAULT_PORT, START_TIMEOUT_S
+
+    parser = subparsers.add_parser(
+        "local-postgres",
+        help="run a private PostgreSQL on 127.0.0.1 for the Dagster instance (Debian's server)",
+        description="Start, stop or query a private PostgreSQL cluster in its own folder. `start` creates it "
+        "on first use (a role and a database `vt_dagster`, a generated password), reuses a running one, and "
+        "prints the postgresql:// URL for DAGSTER_PG_URL once it accepts connections.",
+    )
+    parser.add_argument("action", choices=["start", "stop", "status"])
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port on 127.0.0.1 (0: any free port)")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="cluster folder (data, socket, log, password); default under VT_DAGSTER_CACHE")
+    parser.add_argument("--timeout", type=float, default=START_TIMEOUT_S, help="seconds to wait for the server")
+    parser.set_defaults(handler=_local_postgres)
+
+
 def _add_emulator(subparsers: argparse._SubParsersAction) -> None:
     from vt_dagster.emulator.server import add_arguments, run_from_args
 
@@ -177,6 +210,24 @@ def _add_install_browser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_install_browser)
 
 
+def _install_system_packages(args: argparse.Namespace) -> int:
+    from vt_dagster.system_packages import install_system_packages
+
+    for package, where in install_system_packages().items():
+        print(f"{package}: {where}")
+    return 0
+
+
+def _add_install_system_packages(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "install-system-packages",
+        help="make sure Debian's Chromium and PostgreSQL are there for the tests (apt, as root)",
+        description="Installs the Debian packages `chromium` (UI tests) and `postgresql` (local-postgres, the "
+        "tests on a Postgres instance) when missing, in one apt run, and prints where each is.",
+    )
+    parser.set_defaults(handler=_install_system_packages)
+
+
 def _add_elastic(subparsers: argparse._SubParsersAction) -> None:
     from vt_dagster.elastic_cli import add_elastic_commands
 
@@ -184,7 +235,8 @@ def _add_elastic(subparsers: argparse._SubParsersAction) -> None:
 
 
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_local_es, _add_emulator, _add_demo, _add_serve, _add_summaries, _add_elastic, _add_install_browser,
+    _add_local_es, _add_local_postgres, _add_emulator, _add_demo, _add_serve, _add_summaries, _add_elastic,
+    _add_install_browser, _add_install_system_packages,
 ]
 
 

@@ -19,12 +19,13 @@ from vt_dagster.dagster_ui import BACKFILL_TAG, AssetProgress, BackfillState
 from vt_dagster.demo import STAGES, demo_partitions
 from vt_dagster.feeds import minute_key, newest_available_minute
 from vt_dagster.local_es import free_port
-from vt_dagster_tests.conftest import DEMO_PARTITIONS, DemoRun
+from vt_dagster_tests.conftest import PG_URL_ENV, DemoRun
 
 FEEDS = ("files", "urls")
 
 
-def test_demo_backfills_every_enabled_feed_and_prints_what_it_did(demo: DemoRun) -> None:
+def test_demo_backfills_every_enabled_feed_and_prints_what_it_did(any_demo: DemoRun) -> None:
+    demo = any_demo
     text = demo.output
     for feed in FEEDS:
         match = re.search(rf"  {feed}: ok; objects=(\d+), summaries=(\d+), rejected=0, "
@@ -32,18 +33,28 @@ def test_demo_backfills_every_enabled_feed_and_prints_what_it_did(demo: DemoRun)
         assert match, text[-3000:]
         objects, summaries, indexed, reports, older = map(int, match.groups())
         assert objects == summaries == indexed == reports + older > 0 and reports > 0
-    targeted = DEMO_PARTITIONS * len(FEEDS) * len(STAGES)
+    targeted = demo.partitions * len(FEEDS) * len(STAGES)
     assert re.search(rf"^backfill {demo.backfill_id}: completed_success, \d+ runs? \(\d+ success\), "
                      rf"{targeted}/{targeted} asset partitions materialized, 0 failed \(", text, re.MULTILINE), text
     assert re.search(r"Setting up Elasticsearch: run \w{8} of setup_elasticsearch \.\.\. success", text)
     assert re.search(r"\$ vt-dagster lookup ([0-9a-f]{64})\n\1: file \1 batch \d{12} malicious=", text)
     assert "$ vt-dagster search" in text and "detections" in text
-    assert f"{demo.ui_url}/runs/b/{demo.backfill_id}" in text
+
+
+def test_demo_leaves_the_ui_up_on_its_backfill(demo: DemoRun) -> None:
+    assert f"{demo.ui_url}/runs/b/{demo.backfill_id}" in demo.output
     assert requests.get(f"{demo.ui_url}/server_info", timeout=10).ok
 
 
-def test_demo_backfill_is_a_dagster_backfill_whose_runs_the_daemon_launched(demo: DemoRun) -> None:
+def test_demo_backfill_is_a_dagster_backfill_whose_runs_the_daemon_launched(
+    any_demo: DemoRun, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    demo = any_demo
+    if demo.pg_url:
+        monkeypatch.setenv(PG_URL_ENV, demo.pg_url)
     with dg.DagsterInstance.from_config(str(demo.dagster_home)) as instance:
+        storage = type(instance.run_storage).__name__
+        assert storage == ("PostgresRunStorage" if demo.pg_url else "SqliteRunStorage")
         backfills = instance.get_backfills()
         assert [backfill.backfill_id for backfill in backfills] == [demo.backfill_id]
         backfill = backfills[0]
@@ -54,7 +65,7 @@ def test_demo_backfill_is_a_dagster_backfill_whose_runs_the_daemon_launched(demo
         in_backfill = [run for run in runs if run.tags.get(BACKFILL_TAG) == demo.backfill_id]
         assert in_backfill and all(run.status == dg.DagsterRunStatus.SUCCESS for run in in_backfill)
         # The backfill policy plans ranges: a handful of runs, never one per minute.
-        assert len(in_backfill) < DEMO_PARTITIONS
+        assert len(in_backfill) < demo.partitions
         others = [run for run in runs if run not in in_backfill]
         # Only the hourly retention schedule, on by default, may have run beside the setup.
         assert [run.job_name for run in others if run.job_name != "vt_retention_job"] == ["setup_elasticsearch"]

@@ -84,11 +84,12 @@ def test_setup_job_creates_then_finds_everything_present(resources) -> None:
 
 
 def test_chain_indexes_each_batch_once_and_the_count_check_passes(resources, es_client: Elasticsearch,
-                                                                    index_prefix: str, emulator) -> None:
+                                                                    index_prefix: str, emulator,
+                                                                    dagster_instance: dg.DagsterInstance) -> None:
     run_setup(resources)
     keys = recent_minutes(4, start_ago=150)
     emulator.config.gap_minutes.add(keys[1])
-    instance = dg.DagsterInstance.ephemeral()
+    instance = dagster_instance
     for _ in range(2):
         result = dg.materialize(chain(), resources=resources, instance=instance, tags=range_tags(keys))
         assert result.success
@@ -111,19 +112,21 @@ def test_chain_indexes_each_batch_once_and_the_count_check_passes(resources, es_
     assert [hit["vt.id"] for hit in hits] == [sha256]
 
 
-def test_indexing_without_setup_fails_in_one_line_naming_the_alias(resources, index_prefix: str) -> None:
+def test_indexing_without_setup_fails_in_one_line_naming_the_alias(resources, index_prefix: str,
+                                                                    dagster_instance: dg.DagsterInstance) -> None:
     keys = recent_minutes(1, start_ago=160)
-    result = dg.materialize(chain(), resources=resources, instance=dg.DagsterInstance.ephemeral(),
+    result = dg.materialize(chain(), resources=resources, instance=dagster_instance,
                             partition_key=keys[0], raise_on_error=False)
     messages = [e.step_failure_data.error.message for e in result.get_step_failure_events()]
     assert any(f"alias {index_prefix}-summaries-files does not exist" in m and "setup_elasticsearch" in m
                for m in messages)
 
 
-def test_a_partial_bulk_failure_fails_the_partition_and_says_why(resources, index_prefix: str) -> None:
+def test_a_partial_bulk_failure_fails_the_partition_and_says_why(resources, index_prefix: str,
+                                                                  dagster_instance: dg.DagsterInstance) -> None:
     run_setup(resources)
     keys = recent_minutes(1, start_ago=170)
-    instance = dg.DagsterInstance.ephemeral()
+    instance = dagster_instance
     assert dg.materialize(chain()[:2], resources=resources, instance=instance, partition_key=keys[0]).success
     path = summary_path(Path(resources["vt_storage"].root), "files", keys[0])
     lines = path.read_text().splitlines()
@@ -136,25 +139,27 @@ def test_a_partial_bulk_failure_fails_the_partition_and_says_why(resources, inde
     assert "1 document(s) not indexed" in message and "line 1" in message and "file.size" in message
 
 
-def evaluate_sensor(resources: dict, cursor: str | None = None) -> dg.SensorResult:
+def evaluate_sensor(resources: dict, cursor: str | None = None,
+                    instance: dg.DagsterInstance | None = None) -> dg.SensorResult:
     sensor = build_backfill_sensor([FILES])
     definitions = dg.Definitions(assets=chain(), sensors=[sensor], resources=resources)
-    context = dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(), cursor=cursor,
+    context = dg.build_sensor_context(instance=instance or dg.DagsterInstance.ephemeral(), cursor=cursor,
                                       definitions=definitions,
                                       resources={k: resources[k] for k in ("vt_storage", "vt_elasticsearch")})
     return sensor.evaluate_tick(context)
 
 
-def test_sensor_requests_exactly_what_is_not_counted_and_never_twice(resources, emulator) -> None:
+def test_sensor_requests_exactly_what_is_not_counted_and_never_twice(resources, emulator,
+                                                                     dagster_instance: dg.DagsterInstance) -> None:
     run_setup(resources)
     root = Path(resources["vt_storage"].root)
     done, summarize, index = recent_minutes(3, start_ago=GRACE_PARTITIONS + 80)[0::1]
-    instance = dg.DagsterInstance.ephemeral()
+    instance = dagster_instance
     assert dg.materialize(chain(), resources=resources, instance=instance, partition_key=done).success
     assert dg.materialize(chain()[:2], resources=resources, instance=instance, partition_key=index).success
     assert dg.materialize(chain()[:1], resources=resources, instance=instance, partition_key=summarize).success
 
-    tick = evaluate_sensor(resources)
+    tick = evaluate_sensor(resources, instance=instance)
     requested = {(r.tags["vt/stage"], r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"]): r
                  for r in tick.run_requests}
     assert ("summarize", summarize, summarize) in requested
@@ -169,7 +174,7 @@ def test_sensor_requests_exactly_what_is_not_counted_and_never_twice(resources, 
             assert len(covered) <= 360
     assert len(tick.run_requests) <= 8
 
-    again = evaluate_sensor(resources, cursor=tick.cursor)
+    again = evaluate_sensor(resources, cursor=tick.cursor, instance=instance)
     before = {(r.tags["vt/stage"], r.tags["dagster/asset_partition_range_start"]) for r in tick.run_requests}
     after = {(r.tags["vt/stage"], r.tags["dagster/asset_partition_range_start"]) for r in again.run_requests}
     assert not before & after, "the cursor keeps a range from being requested twice"

@@ -76,7 +76,7 @@ def resources(emulator: FeedsEmulator, tmp_path: Path, monkeypatch: pytest.Monke
 
 @pytest.mark.service
 def test_a_batch_vt_keeps_failing_fails_the_download_run_and_the_others_are_materialized(
-    emulator: FeedsEmulator, resources: dict, monkeypatch: pytest.MonkeyPatch
+    emulator: FeedsEmulator, resources: dict, monkeypatch: pytest.MonkeyPatch, dagster_instance: dg.DagsterInstance
 ) -> None:
     from vt_dagster.assets import raw_batch
 
@@ -84,7 +84,7 @@ def test_a_batch_vt_keeps_failing_fails_the_download_run_and_the_others_are_mate
     keys = recent_minutes(6, start_ago=190)
     bad = keys[3]
     emulator.inject_fault("503", count=100, path_contains=f"/files/{bad}")
-    instance = dg.DagsterInstance.ephemeral()
+    instance = dagster_instance
     result = dg.materialize([build_raw_batch_asset(FILES)], resources=resources, instance=instance,
                             tags=range_tags(keys), raise_on_error=False)
 
@@ -108,11 +108,11 @@ def test_a_batch_vt_keeps_failing_fails_the_download_run_and_the_others_are_mate
 
 @pytest.mark.service
 def test_a_corrupt_raw_batch_fails_the_summaries_run_and_the_others_are_materialized_and_checked(
-    resources: dict, tmp_path: Path
+    resources: dict, tmp_path: Path, dagster_instance: dg.DagsterInstance
 ) -> None:
     keys = recent_minutes(5, start_ago=180)
     bad = keys[1]
-    instance = dg.DagsterInstance.ephemeral()
+    instance = dagster_instance
     assert dg.materialize([build_raw_batch_asset(FILES)], resources=resources, instance=instance,
                           tags=range_tags(keys)).success
     raw = raw_batch_path(tmp_path / "data", "files", bad)
@@ -140,24 +140,25 @@ def test_a_corrupt_raw_batch_fails_the_summaries_run_and_the_others_are_material
     assert instance.get_materialized_partitions(SUMMARIES) == set(keys)
 
 
-def test_a_successful_range_run_materializes_each_partition_once(resources: dict, emulator: FeedsEmulator) -> None:
+def test_a_successful_range_run_materializes_each_partition_once(resources: dict, emulator: FeedsEmulator,
+                                                                  dagster_instance: dg.DagsterInstance) -> None:
     keys = recent_minutes(4, start_ago=170)
     emulator.config.gap_minutes.add(keys[2])
     result = dg.materialize([build_raw_batch_asset(FILES), build_summaries_asset(FILES)], resources=resources,
-                            instance=dg.DagsterInstance.ephemeral(), tags=range_tags(keys))
+                            instance=dagster_instance, tags=range_tags(keys))
     assert result.success
     assert materialized_once_each(result, RAW) == materialized_once_each(result, SUMMARIES) == keys
 
 
 @pytest.mark.es
 def test_an_unreadable_raw_batch_fails_the_report_run_and_the_others_are_indexed_and_materialized(
-    resources: dict, tmp_path: Path, es_url: str, es_client, index_prefix: str
+    resources: dict, tmp_path: Path, es_url: str, es_client, index_prefix: str, dagster_instance: dg.DagsterInstance
 ) -> None:
     keys = recent_minutes(4, start_ago=160)
     bad = keys[2]
     setup_elasticsearch(es_client, ["files"], prefix=index_prefix)
     resources = {**resources, "vt_elasticsearch": VTElasticsearchResource(url=es_url, index_prefix=index_prefix)}
-    instance = dg.DagsterInstance.ephemeral()
+    instance = dagster_instance
     assets = [build_raw_batch_asset(FILES), build_report_cache_asset(FILES)]
     assert dg.materialize(assets[:1], resources=resources, instance=instance, tags=range_tags(keys)).success
     raw = raw_batch_path(tmp_path / "data", "files", bad)

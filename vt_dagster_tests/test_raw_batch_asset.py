@@ -126,6 +126,42 @@ def test_api_key_never_reaches_logs_event_log_run_config_or_metadata(
             assert secret not in repr(run.dagster_run.run_config)
 
 
+def database_text(url: str) -> str:
+    """Every row of every table of the database, as text."""
+    import psycopg2
+    from psycopg2 import sql
+
+    with psycopg2.connect(url) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        tables = [name for (name,) in cursor.fetchall()]
+        rows = []
+        for table in tables:
+            cursor.execute(sql.SQL("SELECT t::text FROM {} t").format(sql.Identifier(table)))
+            rows += [row for (row,) in cursor.fetchall()]
+    return "\n".join(rows)
+
+
+def test_api_key_never_reaches_the_postgres_instance(
+    secret_emulator, tmp_path, monkeypatch, postgres_instance: dg.DagsterInstance, dagster_pg_url: str
+) -> None:
+    keys = hour_keys(3)[:3]
+    assets = [build_raw_batch_asset(get_feed("files"))]
+    assert dg.materialize(assets, resources=resources_for(secret_emulator, tmp_path / "data", monkeypatch),
+                          instance=postgres_instance, tags=range_tags(keys)).success
+    wrong = "wrong-" + SECRET_KEY
+    failed = dg.materialize(assets, resources=resources_for(secret_emulator, tmp_path / "data2", monkeypatch, wrong),
+                            instance=postgres_instance, tags=range_tags(keys), raise_on_error=False)
+    assert not failed.success
+
+    stored = database_text(dagster_pg_url)
+    assert keys[0] in stored and "401" in stored, "the runs, their events and the failure are in the database"
+    files = [p for p in Path(postgres_instance.root_directory).rglob("*") if p.is_file()]
+    for secret in (SECRET_KEY, wrong):
+        assert secret not in stored
+        for path in files:
+            assert secret.encode() not in path.read_bytes(), f"API key found in {path}"
+
+
 def test_wrong_key_fails_the_run_without_retries(secret_emulator, tmp_path, dagster_home, monkeypatch) -> None:
     keys = hour_keys(3)[:2]
     result = dg.materialize(

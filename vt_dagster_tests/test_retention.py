@@ -127,6 +127,17 @@ def test_old_runs_go_with_their_events_shards_and_compute_logs(tmp_path: Path) -
         assert _small_job.execute_in_process(instance=instance).success, "the instance works on"
 
 
+def test_old_runs_go_with_their_events_on_postgres(postgres_instance: dg.DagsterInstance) -> None:
+    instance = postgres_instance
+    run_ids = [_small_job.execute_in_process(instance=instance).run_id for _ in range(3)]
+    assert all(instance.all_logs(run_id) for run_id in run_ids)
+    assert delete_old_runs(instance, dt.datetime.now(UTC) - dt.timedelta(days=7)).runs == 0
+    assert delete_old_runs(instance, dt.datetime.now(UTC) + dt.timedelta(days=8)).runs == 3
+    assert instance.get_runs() == []
+    assert not any(instance.all_logs(run_id) for run_id in run_ids), "their events go with them"
+    assert _small_job.execute_in_process(instance=instance).success, "the instance works on"
+
+
 def test_runs_still_going_are_never_deleted(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()

@@ -55,10 +55,11 @@ def check_evaluations(result: dg.ExecuteInProcessResult) -> list:
 
 
 @pytest.mark.service
-def test_range_run_summarizes_every_batch_on_both_cores_and_the_check_passes(tmp_path, resources) -> None:
+def test_range_run_summarizes_every_batch_on_both_cores_and_the_check_passes(tmp_path, resources,
+                                                                             dagster_instance) -> None:
     keys = recent_minutes(6)
     with FeedsEmulator(EmulatorConfig(objects_per_minute=5, seed=3, gap_minutes={keys[2]})) as emulator:
-        result = dg.materialize(chain(), resources=resources(emulator), instance=dg.DagsterInstance.ephemeral(),
+        result = dg.materialize(chain(), resources=resources(emulator), instance=dagster_instance,
                                 tags=range_tags(keys))
     assert result.success
     metadata = {e.partition: e.materialization.metadata for e in result.get_asset_materialization_events()
@@ -74,9 +75,9 @@ def test_range_run_summarizes_every_batch_on_both_cores_and_the_check_passes(tmp
 
 
 @pytest.mark.service
-def test_check_fails_when_summaries_do_not_account_for_every_object(tmp_path, resources) -> None:
+def test_check_fails_when_summaries_do_not_account_for_every_object(tmp_path, resources, dagster_instance) -> None:
     keys = recent_minutes(2, start_ago=200)
-    instance = dg.DagsterInstance.ephemeral()
+    instance = dagster_instance
     with FeedsEmulator(EmulatorConfig(objects_per_minute=5, seed=4)) as emulator:
         res = resources(emulator, workers=1)
         assert dg.materialize(chain()[:1], resources=res, instance=instance, tags=range_tags(keys)).success
@@ -92,7 +93,7 @@ def test_check_fails_when_summaries_do_not_account_for_every_object(tmp_path, re
 
 
 @pytest.mark.service
-def test_rejected_lines_balance_the_check_and_are_listed(tmp_path, resources) -> None:
+def test_rejected_lines_balance_the_check_and_are_listed(tmp_path, resources, dagster_instance) -> None:
     key = recent_minutes(1, start_ago=210)[0]
     folder = tmp_path / "batches" / "files"
     folder.mkdir(parents=True)
@@ -100,7 +101,7 @@ def test_rejected_lines_balance_the_check_and_are_listed(tmp_path, resources) ->
     (folder / f"{key}.bz2").write_bytes(bz2.compress(b"\n".join([good[0], b"{not json", *good[1:]]) + b"\n"))
     with FeedsEmulator(EmulatorConfig(batch_dir=tmp_path / "batches")) as emulator:
         result = dg.materialize(chain(), resources=resources(emulator, workers=1),
-                                instance=dg.DagsterInstance.ephemeral(), partition_key=key)
+                                instance=dagster_instance, partition_key=key)
     [evaluation] = check_evaluations(result)
     assert evaluation.passed and evaluation.metadata["rejected"].value == 1
     summaries = [e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == "summaries"]

@@ -21,6 +21,13 @@ LIVE_FRESHNESS = dg.FreshnessPolicy.time_window(
 )
 
 
+def stage_pool(feed: Feed, stage: str) -> str:
+    """The concurrency pool of `<feed>/<stage>`, named like the asset. An instance whose
+    dagster.yaml gives pools one slot (deploy/dagster.yaml) never runs one feed's stage twice at
+    once, whichever runs ask; the SQLite one leaves them unlimited (see its dagster.yaml)."""
+    return f"{feed.name}/{stage}"
+
+
 def stage_asset(feed: Feed, stage: str, **options: Any) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
     """`@dg.asset` for `<feed>/<stage>`: what every feed and stage shares, plus the stage's `options`.
 
@@ -38,6 +45,7 @@ def stage_asset(feed: Feed, stage: str, **options: Any) -> Callable[[Callable[..
             group_name=feed.name,
             owners=OWNERS,
             tags={"feed": feed.name, "stage": stage},
+            pool=stage_pool(feed, stage),
             freshness_policy=LIVE_FRESHNESS,
             **options,
         )
