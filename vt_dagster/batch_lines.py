@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from vt_dagster.config_errors import ConfigurationError
+from vt_dagster.decoded_batches import KEPT, ChunksReader
 
 try:
     import indexed_bzip2
@@ -159,7 +160,10 @@ class _PiecewiseRaw(io.RawIOBase):
 
 
 def open_batch(path: Path) -> IO[bytes]:
-    """A buffered reader over the decompressed batch."""
+    """A buffered reader over the decompressed batch: the bytes its download check decoded
+    when this process kept them (`decoded_batches`), else the file decoded now."""
+    if (kept := KEPT.take(path)) is not None:
+        return io.BufferedReader(ChunksReader(kept), buffer_size=READ_AHEAD)
     if indexed_bzip2 is not None:
         raw = indexed_bzip2.IndexedBzip2FileRaw(str(path), parallelization=1)
         return io.BufferedReader(_PiecewiseRaw(raw), buffer_size=READ_AHEAD)

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from vt_dagster.decoded_batches import DecodedBatches
 from vt_dagster.feeds import HOUR_FORMAT, HOURLY_LAG, Feed, minute_key, parse_minute_key
 from vt_dagster.interrupts import on_stop, stop_on_interrupt
 from vt_dagster.storage import (
@@ -106,11 +107,13 @@ def plan_fetch(
     refetch_missing: bool = False,
     hourly_min_minutes: int = 10,
     workers: int = 4,
+    keep_decoded: DecodedBatches | None = None,
 ) -> FetchPlan:
-    """Sort a range into batches already done, whole hours to fetch packaged, single minutes."""
+    """Sort a range into batches already done, whole hours to fetch packaged, single minutes
+    (`keep_decoded`: see `fetch_batches`)."""
     keys = sorted(set(batches))
     with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
-        check = in_callers_context(lambda key: _already_done(root, feed, key, refetch_missing))
+        check = in_callers_context(lambda key: _already_done(root, feed, key, refetch_missing, keep_decoded))
         done = dict(zip(keys, pool.map(check, keys)))
     present = {key: outcome for key, outcome in done.items() if outcome is not None}
     needed = [key for key in keys if key not in present]
@@ -133,12 +136,14 @@ def plan_fetch(
     return FetchPlan(present, hourly, minutes)
 
 
-def _already_done(root: Path, feed: Feed, batch: str, refetch_missing: bool) -> BatchOutcome | None:
+def _already_done(
+    root: Path, feed: Feed, batch: str, refetch_missing: bool, keep: DecodedBatches | None = None
+) -> BatchOutcome | None:
     """A verified batch on disk, or a remembered 404; None when it must be fetched."""
     path = raw_batch_path(root, feed.name, batch)
     started = time.monotonic()
     if path.exists():
-        check = verify_batch_file(path)
+        check = verify_batch_file(path, keep)
         if check.ok:
             return BatchOutcome(
                 batch, STATUS_PRESENT, "disk", bytes=check.bytes, objects=check.objects,
@@ -162,6 +167,7 @@ def fetch_batches(
     hourly_min_minutes: int = 10,
     max_consecutive_missing: int = 3,
     on_outcome: Callable[[BatchOutcome], None] | None = None,
+    keep_decoded: DecodedBatches | None = None,
 ) -> list[BatchOutcome]:
     """Make every batch of the range present on disk (or known missing), in key order.
 
@@ -182,6 +188,9 @@ def fetch_batches(
     `on_outcome` hears each batch's fate as soon as it is known (before any 404 is noted on
     disk): what a run stopped midway had done. A stop (`interrupts`) aborts the requests in
     flight, removes their temp files and raises StopRequested.
+
+    `keep_decoded`: where the batches the checks decoded go (minute downloads and files found
+    on disk), when the stages that read them next run in this process (`decoded_batches`).
     """
     now = now or dt.datetime.now(dt.timezone.utc)
     keys = list(batches)
@@ -189,7 +198,7 @@ def fetch_batches(
         log.info("%s: removed %d temp file(s) or folder(s) crashed runs left behind", feed.name, removed)
     plan = plan_fetch(
         root, feed, keys, now=now, refetch_missing=refetch_missing,
-        hourly_min_minutes=hourly_min_minutes, workers=workers,
+        hourly_min_minutes=hourly_min_minutes, workers=workers, keep_decoded=keep_decoded,
     )
     outcomes: dict[str, BatchOutcome] = {}
     heard = on_outcome or (lambda outcome: None)
@@ -211,7 +220,7 @@ def fetch_batches(
                     known(outcome)
 
         minute_keys = sorted(plan.minutes + fallback)
-        fetch = in_callers_context(lambda key: _fetch_minute(client, root, feed, key))
+        fetch = in_callers_context(lambda key: _fetch_minute(client, root, feed, key, keep_decoded))
         futures: list[Future[BatchOutcome]] = []
         try:
             with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
@@ -338,10 +347,12 @@ def _noted_absent(root: Path, feed: Feed, batch: str) -> bool:
     )
 
 
-def _fetch_minute(client: FeedsClient, root: Path, feed: Feed, batch: str) -> BatchOutcome:
+def _fetch_minute(
+    client: FeedsClient, root: Path, feed: Feed, batch: str, keep: DecodedBatches | None
+) -> BatchOutcome:
     started = time.monotonic()
     try:
-        result = client.download_minute(feed, batch, raw_batch_path(root, feed.name, batch))
+        result = client.download_minute(feed, batch, raw_batch_path(root, feed.name, batch), keep)
     except FeedAuthError:
         raise
     except (FeedError, OSError) as exc:

@@ -25,6 +25,7 @@ from typing import BinaryIO
 
 import elasticapm
 
+from vt_dagster.decoded_batches import DecodedBatches, DecodedCollector, Identity, file_identity
 from vt_dagster.feeds import parse_minute_key
 
 PART_SUFFIX = ".part"
@@ -229,9 +230,12 @@ class BatchVerifier:
     paths apply the same rule. bz2 decompression releases the GIL: threads verify in parallel.
     `decode_seconds` sums the decoding time, for the APM span of a verification done while
     a download streams (interleaved with network reads, so not timed as one block).
+    With `keep_up_to`, it also gathers the decoded bytes while they stay keepable
+    (`decoded_batches`), for the stages after it in the same process.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keep_up_to: int = 0) -> None:
+        self._collector = DecodedCollector(keep_up_to) if keep_up_to > 0 else None
         self._sha = hashlib.sha256()
         self._decoder = bz2.BZ2Decompressor()
         self._bytes = 0
@@ -273,6 +277,8 @@ class BatchVerifier:
 
     def _count(self, data: bytes) -> None:
         if data:
+            if self._collector is not None:
+                self._collector.add(data, self._bytes)
             self._decoded_any = True
             self._newlines += data.count(b"\n")
             self._last_byte = data[-1:]
@@ -287,31 +293,41 @@ class BatchVerifier:
         objects = self._newlines + (0 if self._last_byte == b"\n" else 1)
         return BatchCheck(True, self._bytes, objects if self._decoded_any else 0, self._sha.hexdigest())
 
+    def keep_decoded(self, path: Path, store: DecodedBatches, identity: Identity | None = None) -> None:
+        """Hand the decoded batch, now whole and verified at `path`, to `store` if it was kept."""
+        chunks = self._collector.chunks() if self._collector is not None else None
+        if chunks is not None and self.result().ok:
+            store.keep(path, chunks, identity)
 
-def verify_batch_file(path: Path) -> BatchCheck:
+
+def verify_batch_file(path: Path, keep: DecodedBatches | None = None) -> BatchCheck:
     """Decode a bz2 batch on disk to its end; never raises for a bad or missing file.
 
-    An APM span (`bz2 verify file`) when a transaction is active, nothing otherwise.
+    An APM span (`bz2 verify file`) when a transaction is active, nothing otherwise. With
+    `keep`, a good batch's decoded bytes go there for the stages that read it next.
     """
     with elasticapm.capture_span(
         "bz2 verify file", span_type="app", span_subtype="bz2", span_action="verify",
         labels={"file": Path(path).name},
     ) as apm_span:
-        check = _verify_file(path)
+        check = _verify_file(path, keep)
         if apm_span is not None:
             apm_span.label(bytes=check.bytes, objects=check.objects, ok=check.ok)
             apm_span.outcome = "success" if check.ok else "failure"
     return check
 
 
-def _verify_file(path: Path) -> BatchCheck:
-    verifier = BatchVerifier()
+def _verify_file(path: Path, keep: DecodedBatches | None) -> BatchCheck:
+    verifier = BatchVerifier(keep.budget if keep is not None else 0)
     try:
         with open(path, "rb") as handle:
             while chunk := handle.read(READ_CHUNK):
                 verifier.update(chunk)
+            read = file_identity(handle.fileno())  # the file decoded, even if replaced since
     except OSError as exc:
         return BatchCheck(False, error=f"unreadable ({exc.strerror or exc})")
+    if keep is not None:
+        verifier.keep_decoded(path, keep, read)
     return verifier.result()
 
 

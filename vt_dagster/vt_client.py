@@ -35,6 +35,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from vt_dagster.decoded_batches import DecodedBatches
 from vt_dagster.feeds import Feed, get_feed, parse_hour_key, parse_minute_key
 from vt_dagster.interrupts import StopRequested
 from vt_dagster.storage import BatchCheck, BatchVerifier, atomic_writer
@@ -153,8 +154,11 @@ class FeedsClient:
 
     # -- public -------------------------------------------------------------------------
 
-    def download_minute(self, feed: Feed | str, batch: str, dest: Path) -> DownloadResult:
-        """Fetch one minute batch to `dest` (atomically, verified); a 404 is `missing`."""
+    def download_minute(
+        self, feed: Feed | str, batch: str, dest: Path, keep: DecodedBatches | None = None
+    ) -> DownloadResult:
+        """Fetch one minute batch to `dest` (atomically, verified); a 404 is `missing`. With
+        `keep`, the batch the check decoded goes there for the stages after this one."""
         feed = get_feed(feed) if isinstance(feed, str) else feed
         parse_minute_key(batch)
         started = time.monotonic()
@@ -164,7 +168,7 @@ class FeedsClient:
         location = self._resolve_download(url, f"{feed.name} batch {batch}", attempts, span)
         if location is None:
             return DownloadResult(batch, "missing", 404, attempts.count, duration_s=time.monotonic() - started)
-        check = self._stream_to(location, dest, f"{feed.name} batch {batch}", attempts, span, verify=True)
+        check = self._stream_to(location, dest, f"{feed.name} batch {batch}", attempts, span, verify=True, keep=keep)
         return DownloadResult(
             batch, "downloaded", 200, attempts.count, check.bytes, check.objects, check.sha256,
             time.monotonic() - started,
@@ -270,7 +274,8 @@ class FeedsClient:
             raise StopRequested()
 
     def _stream_to(
-        self, location: str, dest: Path, what: str, attempts: _Attempts, span: _SpanName, *, verify: bool
+        self, location: str, dest: Path, what: str, attempts: _Attempts, span: _SpanName, *, verify: bool,
+        keep: DecodedBatches | None = None,
     ) -> BatchCheck:
         """Stream the download (no API key: it is another host) into `dest`, atomically.
 
@@ -281,7 +286,7 @@ class FeedsClient:
         while True:
             with _http_span(span, location, attempts.count + 1, download=True) as apm_span:
                 try:
-                    return self._stream_once(location, dest, what, attempts, apm_span, verify=verify)
+                    return self._stream_once(location, dest, what, attempts, apm_span, verify=verify, keep=keep)
                 except (requests.RequestException, _IncompleteBody) as exc:
                     _mark_failed(apm_span)
                     reason = (exc.reason if isinstance(exc, _IncompleteBody)
@@ -289,7 +294,8 @@ class FeedsClient:
             self._retry_or_raise(attempts, what, reason)
 
     def _stream_once(
-        self, location: str, dest: Path, what: str, attempts: _Attempts, apm_span: Any, *, verify: bool
+        self, location: str, dest: Path, what: str, attempts: _Attempts, apm_span: Any, *, verify: bool,
+        keep: DecodedBatches | None = None,
     ) -> BatchCheck:
         response = self._request(location, what, attempts, with_key=False, stream=True)
         try:
@@ -297,7 +303,7 @@ class FeedsClient:
             if response.status_code != 200:
                 code, message = _error_of(response)
                 raise _error_for(response.status_code, code, message, f"{what} download")
-            verifier = BatchVerifier() if verify else None
+            verifier = BatchVerifier(keep.budget if keep is not None else 0) if verify else None
             written = 0
             streaming_since = time.time()
             with atomic_writer(dest) as handle:
@@ -312,6 +318,8 @@ class FeedsClient:
                     _record_streamed_verify(verifier, check, streaming_since)
                 if not check.ok:
                     raise _IncompleteBody(check.error)
+            if verifier and keep is not None:
+                verifier.keep_decoded(dest, keep)
             return check
         finally:
             response.close()

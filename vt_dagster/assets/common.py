@@ -12,6 +12,7 @@ import dagster as dg
 from vt_dagster.feeds import Feed
 from vt_dagster.interrupts import is_interrupt, request_stop
 from vt_dagster.partitions import BACKFILL_POLICY, minute_partitions
+from vt_dagster.decoded_batches import KEPT, DecodedBatches
 from vt_dagster.storage import missing_marker_path
 
 OWNERS = ["team:security-data"]
@@ -19,6 +20,21 @@ OWNERS = ["team:security-data"]
 LIVE_FRESHNESS = dg.FreshnessPolicy.time_window(
     fail_window=dt.timedelta(minutes=30), warn_window=dt.timedelta(minutes=10)
 )
+
+SMALL_RUN_BATCHES = 5
+"""Up to this many batches (a live run's few minutes) are summarized in the run's own
+process: starting a pool of workers costs more CPU than it saves on so little work."""
+_ONE_PROCESS_EXECUTORS = frozenset({dg.in_process_executor.name, "execute_in_process_executor"})
+"""The live job's executor, and the one `dg.materialize` and `execute_in_process` use."""
+
+
+def decoded_batches_for(context: dg.AssetExecutionContext) -> DecodedBatches | None:
+    """Where the raw stage keeps the batches it decodes, so that the summaries and the report
+    cache, which read them next, do not decode them again: the process's store when those
+    stages run in this same process (the in-process executor) on few enough batches to be
+    summarized here too; None otherwise (each step's own process would hold them for nothing)."""
+    one_process = context.job_def.executor_def.name in _ONE_PROCESS_EXECUTORS
+    return KEPT if one_process and len(context.partition_keys) <= SMALL_RUN_BATCHES else None
 
 
 def stage_pool(feed: Feed, stage: str) -> str:

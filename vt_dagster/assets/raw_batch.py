@@ -8,7 +8,7 @@ from pydantic import Field
 
 from vt_dagster.apm import StageTransaction, VTApmResource, optional_apm
 from vt_dagster.feeds import Feed
-from vt_dagster.assets.common import Interruption, RangeOutcome, conclude, stage_asset
+from vt_dagster.assets.common import Interruption, RangeOutcome, conclude, decoded_batches_for, stage_asset
 from vt_dagster.interrupts import raise_if_stopped
 from vt_dagster.raw_batches import (
     STATUS_DOWNLOADED, STATUS_PRESENT, BatchOutcome, RawBatchError, fetch_batches,
@@ -96,6 +96,7 @@ def build_raw_batch_asset(feed: Feed, *, with_apm: bool = False) -> dg.AssetsDef
                         hourly_min_minutes=vt_feeds.hourly_min_minutes,
                         max_consecutive_missing=vt_feeds.max_consecutive_missing,
                         on_outcome=lambda batch: heard.__setitem__(batch.batch, batch),
+                        keep_decoded=decoded_batches_for(context),
                     )
                 except FeedAuthError as exc:
                     raise dg.Failure(str(exc), allow_retries=False) from None

@@ -11,7 +11,7 @@ from vt_dagster.config_errors import ConfigurationError
 from vt_dagster.feeds import Feed
 from vt_dagster.interrupts import raise_if_stopped
 from vt_dagster.assets.common import (
-    Interruption, RangeOutcome, batch_check_result, conclude, present_files, stage_asset,
+    SMALL_RUN_BATCHES, Interruption, RangeOutcome, batch_check_result, conclude, present_files, stage_asset,
 )
 from vt_dagster.resources import VTStorageResource, VTSummarizerResource
 from vt_dagster.storage import raw_batch_path, record_summary_count, remove_debris, summary_folder, summary_path
@@ -83,11 +83,6 @@ def record_batch_span(result: BatchSummaryResult) -> None:
         labels={"batch": result.batch, "objects": result.objects, "summaries": result.summaries,
                 "rejected": result.rejected, "bytes_in": result.bytes_in},
     )
-
-
-SMALL_RUN_BATCHES = 5
-"""Up to this many batches (a live run's few minutes) are summarized in the run's own
-process: starting a pool of workers costs more CPU than it saves on so little work."""
 
 
 def summary_workers(batches: int, configured: int) -> int | None:
