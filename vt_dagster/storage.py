@@ -230,12 +230,13 @@ class BatchVerifier:
     paths apply the same rule. bz2 decompression releases the GIL: threads verify in parallel.
     `decode_seconds` sums the decoding time, for the APM span of a verification done while
     a download streams (interleaved with network reads, so not timed as one block).
-    With `keep_up_to`, it also gathers the decoded bytes while they stay keepable
-    (`decoded_batches`), for the stages after it in the same process.
+    With `keep`, it also gathers the decoded bytes while they stay keepable
+    (`decoded_batches`), to hand them to that store for the stages after it in the same process.
     """
 
-    def __init__(self, keep_up_to: int = 0) -> None:
-        self._collector = DecodedCollector(keep_up_to) if keep_up_to > 0 else None
+    def __init__(self, keep: DecodedBatches | None = None) -> None:
+        self._keep = keep
+        self._collector = DecodedCollector(keep.budget) if keep is not None else None
         self._sha = hashlib.sha256()
         self._decoder = bz2.BZ2Decompressor()
         self._bytes = 0
@@ -293,11 +294,11 @@ class BatchVerifier:
         objects = self._newlines + (0 if self._last_byte == b"\n" else 1)
         return BatchCheck(True, self._bytes, objects if self._decoded_any else 0, self._sha.hexdigest())
 
-    def keep_decoded(self, path: Path, store: DecodedBatches, identity: Identity | None = None) -> None:
-        """Hand the decoded batch, now whole and verified at `path`, to `store` if it was kept."""
+    def keep_decoded(self, path: Path, identity: Identity | None = None) -> None:
+        """Hand the decoded batch, now whole and verified at `path`, to the store if it was gathered."""
         chunks = self._collector.chunks() if self._collector is not None else None
-        if chunks is not None and self.result().ok:
-            store.keep(path, chunks, identity)
+        if self._keep is not None and chunks is not None and self.result().ok:
+            self._keep.keep(path, chunks, identity)
 
 
 def verify_batch_file(path: Path, keep: DecodedBatches | None = None) -> BatchCheck:
@@ -318,7 +319,7 @@ def verify_batch_file(path: Path, keep: DecodedBatches | None = None) -> BatchCh
 
 
 def _verify_file(path: Path, keep: DecodedBatches | None) -> BatchCheck:
-    verifier = BatchVerifier(keep.budget if keep is not None else 0)
+    verifier = BatchVerifier(keep)
     try:
         with open(path, "rb") as handle:
             while chunk := handle.read(READ_CHUNK):
@@ -326,8 +327,7 @@ def _verify_file(path: Path, keep: DecodedBatches | None) -> BatchCheck:
             read = file_identity(handle.fileno())  # the file decoded, even if replaced since
     except OSError as exc:
         return BatchCheck(False, error=f"unreadable ({exc.strerror or exc})")
-    if keep is not None:
-        verifier.keep_decoded(path, keep, read)
+    verifier.keep_decoded(path, read)
     return verifier.result()
 
 

@@ -303,7 +303,7 @@ class FeedsClient:
             if response.status_code != 200:
                 code, message = _error_of(response)
                 raise _error_for(response.status_code, code, message, f"{what} download")
-            verifier = BatchVerifier(keep.budget if keep is not None else 0) if verify else None
+            verifier = BatchVerifier(keep) if verify else None
             written = 0
             streaming_since = time.time()
             with atomic_writer(dest) as handle:
@@ -318,8 +318,8 @@ class FeedsClient:
                     _record_streamed_verify(verifier, check, streaming_since)
                 if not check.ok:
                     raise _IncompleteBody(check.error)
-            if verifier and keep is not None:
-                verifier.keep_decoded(dest, keep)
+            if verifier:
+                verifier.keep_decoded(dest)
             return check
         finally:
             response.close()

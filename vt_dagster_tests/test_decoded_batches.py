@@ -96,13 +96,13 @@ def test_an_entry_older_than_its_age_is_not_served(tmp_path: Path) -> None:
 
 def test_a_bz2_bomb_is_never_gathered_while_real_lines_are(tmp_path: Path) -> None:
     bomb = bz2.compress(b"a" * (64 << 20))
-    verifier = BatchVerifier(keep_up_to=256 << 20)
+    verifier = BatchVerifier(keep=DecodedBatches())
     verifier.update(bomb)
     assert verifier.result().ok
     assert verifier._collector.chunks() is None, f"{len(bomb)} bytes decoding to 64 MiB exceed {MAX_RATIO}x"
 
     lines = sample_lines()
-    verifier = BatchVerifier(keep_up_to=256 << 20)
+    verifier = BatchVerifier(keep=DecodedBatches())
     verifier.update(bz2.compress(lines))
     assert b"".join(verifier._collector.chunks()) == lines
 
@@ -117,6 +117,20 @@ def test_a_damaged_batch_is_not_kept(tmp_path: Path) -> None:
 
 # --- through Dagster ----------------------------------------------------------------------------
 
+def materialize_range(assets: list[dg.AssetsDefinition], keys: list[str], root: Path, emulator: FeedsEmulator,
+                      monkeypatch: pytest.MonkeyPatch, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    """`assets` over the range `keys` in this process, as `dg.materialize` runs it, from `emulator`."""
+    monkeypatch.setenv("VT_API_KEY", emulator.config.api_key)
+    resources = {
+        "vt_feeds": VTFeedsResource(api_key=dg.EnvVar("VT_API_KEY"), api_url=emulator.base_url),
+        "vt_storage": VTStorageResource(root=str(root)),
+        "vt_summarizer": VTSummarizerResource(workers=2),
+    }
+    return dg.materialize(assets, resources=resources, instance=instance,
+                          tags={"dagster/asset_partition_range_start": keys[0],
+                                "dagster/asset_partition_range_end": keys[-1]})
+
+
 @pytest.mark.service
 def test_a_one_process_run_decodes_each_batch_once_and_summarizes_it_the_same(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, counted_decodes: list[str], dagster_instance
@@ -124,15 +138,8 @@ def test_a_one_process_run_decodes_each_batch_once_and_summarizes_it_the_same(
     keys = [minute_key(dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=m)) for m in (182, 181)]
     root = tmp_path / "data"
     with FeedsEmulator(EmulatorConfig(objects_per_minute=30, seed=5)) as emulator:
-        monkeypatch.setenv("VT_API_KEY", emulator.config.api_key)
-        resources = {
-            "vt_feeds": VTFeedsResource(api_key=dg.EnvVar("VT_API_KEY"), api_url=emulator.base_url),
-            "vt_storage": VTStorageResource(root=str(root)),
-            "vt_summarizer": VTSummarizerResource(workers=2),
-        }
-        result = dg.materialize([build_raw_batch_asset(FILES), build_summaries_asset(FILES)], resources=resources,
-                                instance=dagster_instance, tags={"dagster/asset_partition_range_start": keys[0],
-                                                                 "dagster/asset_partition_range_end": keys[-1]})
+        result = materialize_range([build_raw_batch_asset(FILES), build_summaries_asset(FILES)], keys, root,
+                                   emulator, monkeypatch, dagster_instance)
     assert result.success
     assert counted_decodes == [], "the summaries read what the download check decoded"
     raws = [raw_batch_path(root, "files", key) for key in keys]
@@ -152,13 +159,7 @@ def test_a_range_summarized_by_worker_processes_keeps_nothing_in_memory(
     keys = [minute_key(dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=m)) for m in range(190, 183, -1)]
     root = tmp_path / "data"
     with FeedsEmulator(EmulatorConfig(objects_per_minute=5, seed=6)) as emulator:
-        monkeypatch.setenv("VT_API_KEY", emulator.config.api_key)
-        resources = {
-            "vt_feeds": VTFeedsResource(api_key=dg.EnvVar("VT_API_KEY"), api_url=emulator.base_url),
-            "vt_storage": VTStorageResource(root=str(root)),
-        }
-        result = dg.materialize([build_raw_batch_asset(FILES)], resources=resources, instance=dagster_instance,
-                                tags={"dagster/asset_partition_range_start": keys[0],
-                                      "dagster/asset_partition_range_end": keys[-1]})
+        result = materialize_range([build_raw_batch_asset(FILES)], keys, root, emulator, monkeypatch,
+                                   dagster_instance)
     assert result.success
     assert all(KEPT.take(raw_batch_path(root, "files", key)) is None for key in keys)
