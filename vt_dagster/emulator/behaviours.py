@@ -28,7 +28,6 @@ from vt_dagster.emulator.values import (
 )
 from vt_dagster.emulator.verdicts import SANDBOXES, add_sigma
 
-
 MITRE = (("T1055", "Process Injection"), ("T1547.001", "Registry Run Keys / Startup Folder"),
          ("T1053.005", "Scheduled Task"), ("T1082", "System Information Discovery"),
          ("T1497", "Virtualization/Sandbox Evasion"), ("T1059.001", "PowerShell"),

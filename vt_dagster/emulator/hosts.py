@@ -29,7 +29,6 @@ from vt_dagster.emulator.values import (
 )
 from vt_dagster.emulator.verdicts import url_categories, url_engine_results
 
-
 CERT_ISSUERS = (  # issuer, CA Issuers URL, OCSP URL
     ({"C": "US", "O": "Let's Encrypt", "CN": "R11"}, "http://r11.i.lencr.org/", "http://r11.o.lencr.org"),
     ({"C": "US", "O": "Let's Encrypt", "CN": "E6"}, "http://e6.i.lencr.org/", "http://e6.o.lencr.org"),

@@ -27,7 +27,6 @@ from vt_dagster.emulator.values import (
 )
 from vt_dagster.emulator.verdicts import url_categories, url_engine_results
 
-
 TITLES = ("Sign in to your account", "Microsoft Office 365", "Index of /", "Login | Bank",
           "Just a moment...", "404 Not Found", "Welcome to nginx!", "Документ", "交易确认",
           "DHL Express - Track", "Account suspended", "")
