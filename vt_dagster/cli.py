@@ -107,7 +107,7 @@ def _add_local_postgres(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_emulator(subparsers: argparse._SubParsersAction) -> None:
-    from vt_dagster.emulator.server import add_arguments, run_from_args
+    from vt_dagster.emulator.cli import add_arguments, run_from_args
 
     parser = subparsers.add_parser(
         "emulator",

@@ -37,7 +37,8 @@ from vt_dagster.emulator import (
     generate_object,
     generate_objects,
 )
-from vt_dagster.emulator.server import config_from_args, index_batch_dir
+from vt_dagster.emulator.batches import index_batch_dir
+from vt_dagster.emulator.cli import config_from_args
 from vt_dagster.feeds import FEEDS, get_feed
 from vt_dagster.summarize import MAX_BEHAVIOUR_PATHS
 
@@ -593,7 +594,7 @@ def test_cli_arguments_build_the_config() -> None:
 
 @pytest.mark.service
 def test_cli_serves_until_sigterm(session: requests.Session) -> None:
-    code = ("import argparse, sys; from vt_dagster.emulator.server import add_arguments, run_from_args; "
+    code = ("import argparse, sys; from vt_dagster.emulator.cli import add_arguments, run_from_args; "
             "p = argparse.ArgumentParser(); add_arguments(p); sys.exit(run_from_args(p.parse_args(sys.argv[1:])))")
     process = subprocess.Popen(
         [sys.executable, "-c", code, "--port", "0", "--now", "202405011230", "--objects-per-minute", "1"],
