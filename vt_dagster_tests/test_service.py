@@ -27,6 +27,16 @@ def test_a_new_instance_gets_the_projects_dagster_yaml_and_an_existing_one_is_ke
     assert ensure_instance(mine).read_text() == "telemetry:\n  enabled: true\n"
 
 
+def test_the_service_runs_only_the_daemons_the_project_uses(tmp_path: Path) -> None:
+    """No asset daemon: nothing uses automation conditions, and its loop would cost CPU all day."""
+    import dagster as dg
+
+    ensure_instance(tmp_path)
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert set(instance.get_required_daemon_types()) == {
+            "SENSOR", "BACKFILL", "SCHEDULER", "QUEUED_RUN_COORDINATOR", "MONITORING", "FRESHNESS_DAEMON"}
+
+
 def test_the_workspace_points_at_the_code_servers_socket(tmp_path: Path) -> None:
     text = write_service_workspace(tmp_path).read_text()
     assert f"socket: {code_server_socket(tmp_path)}" in text and "location_name: vt_dagster" in text

@@ -28,13 +28,13 @@ _ONE_PROCESS_EXECUTORS = frozenset({dg.in_process_executor.name, "execute_in_pro
 """The live job's executor, and the one `dg.materialize` and `execute_in_process` use."""
 
 
-def decoded_batches_for(context: dg.AssetExecutionContext) -> DecodedBatches | None:
+def decoded_batches_for(context: dg.AssetExecutionContext, batches: list[str]) -> DecodedBatches | None:
     """Where the raw stage keeps the batches it decodes, so that the summaries and the report
     cache, which read them next, do not decode them again: the process's store when those
-    stages run in this same process (the in-process executor) on few enough batches to be
+    stages run in this same process (the in-process executor) on few enough `batches` to be
     summarized here too; None otherwise (each step's own process would hold them for nothing)."""
     one_process = context.job_def.executor_def.name in _ONE_PROCESS_EXECUTORS
-    return KEPT if one_process and len(context.partition_keys) <= SMALL_RUN_BATCHES else None
+    return KEPT if one_process and len(batches) <= SMALL_RUN_BATCHES else None
 
 
 def stage_pool(feed: Feed, stage: str) -> str:
@@ -104,7 +104,9 @@ class RangeOutcome:
 
     stage: str
     """`<feed>/<stage>`, the failure's first words."""
-    partitions: int
+    batches: list[str]
+    """The run's partition keys, read from the context once: each read of
+    `context.partition_keys` walks the minute cron again (~10 ms, many times a step)."""
     finished: dict[str, dict[str, Any]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     retryable: bool = False
@@ -122,7 +124,7 @@ class RangeOutcome:
         """`; 53 of the run's 131 batch(es) are done and kept`, or nothing when none is."""
         if not self.finished:
             return ""
-        return f"; {len(self.finished)} of the run's {self.partitions} batch(es) are done and kept"
+        return f"; {len(self.finished)} of the run's {len(self.batches)} batch(es) are done and kept"
 
     def failure(self, cause: str | None = None, *, allow_retries: bool | None = None,
                 interrupted: bool = False) -> dg.Failure:
@@ -131,7 +133,7 @@ class RangeOutcome:
         if cause is None:
             named = "; ".join(f"{batch}: {reason}" for batch, reason in list(self.failed.items())[:NAMED_FAILURES])
             more = f"; and {len(self.failed) - NAMED_FAILURES} more" if len(self.failed) > NAMED_FAILURES else ""
-            cause = f"{self.stage}: {len(self.failed)} of {self.partitions} batch(es) failed ({named}{more})"
+            cause = f"{self.stage}: {len(self.failed)} of {len(self.batches)} batch(es) failed ({named}{more})"
         listed = dict(list(self.failed.items())[:LISTED_FAILURES])
         return dg.Failure(
             f"{cause}{self.kept()}",
@@ -190,7 +192,7 @@ def conclude(context: dg.AssetExecutionContext, outcome: RangeOutcome, *, result
 
 
 def present_files(
-    context: dg.AssetExecutionContext, feed: Feed, root: Path, what: str,
+    feed: Feed, root: Path, what: str,
     path_of: Callable[[Path, str, str], Path], upstream: dg.AssetKey, no_batch_metadata: dict[str, Any],
     outcome: RangeOutcome,
 ) -> dict[str, Path]:
@@ -201,7 +203,7 @@ def present_files(
     materialize first (not retried: waiting does not bring the file).
     """
     paths: dict[str, Path] = {}
-    for batch in context.partition_keys:
+    for batch in outcome.batches:
         path = path_of(root, feed.name, batch)
         if path.exists():
             paths[batch] = path

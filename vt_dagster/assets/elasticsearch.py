@@ -162,11 +162,12 @@ def build_summary_index_asset(feed: Feed, *, with_apm: bool = False) -> dg.Asset
         context: dg.AssetExecutionContext, vt_storage: VTStorageResource, vt_elasticsearch: VTElasticsearchResource,
         vt_apm: VTApmResource,
     ):  # a generator; a return annotation would be read as the output's type
-        with vt_apm.stage_transaction(feed.name, "summary_index", context.partition_keys) as transaction:
-            yield from index_summaries(context, vt_storage, vt_elasticsearch, transaction)
+        batches = context.partition_keys
+        with vt_apm.stage_transaction(feed.name, "summary_index", batches) as transaction:
+            yield from index_summaries(context, batches, vt_storage, vt_elasticsearch, transaction)
 
     def index_summaries(
-        context: dg.AssetExecutionContext, vt_storage: VTStorageResource, vt_elasticsearch: VTElasticsearchResource,
+        context: dg.AssetExecutionContext, batches: list[str], vt_storage: VTStorageResource, vt_elasticsearch: VTElasticsearchResource,
         transaction: StageTransaction,
     ) -> Iterator[Any]:
         """Bulk-index the summary file of every batch of the run, then count what Elasticsearch
@@ -174,7 +175,7 @@ def build_summary_index_asset(feed: Feed, *, with_apm: bool = False) -> dg.Asset
         root = vt_storage.path
         line_limit = configured_line_limit(vt_storage)
         alias = vt_elasticsearch.settings().summary_alias(feed.name)
-        outcome = RangeOutcome(f"{feed.name}/summary_index", len(context.partition_keys))
+        outcome = RangeOutcome(f"{feed.name}/summary_index", batches)
         client = vt_elasticsearch.client()
         failure: dg.Failure | None = None
         checks: list[dg.AssetCheckResult] = []
@@ -182,7 +183,7 @@ def build_summary_index_asset(feed: Feed, *, with_apm: bool = False) -> dg.Asset
             with Interruption(outcome) as interruption:
                 raise_if_stopped()
                 require_alias(client, alias)
-                paths = present_files(context, feed, root, "summary file", summary_path, summaries_key(feed),
+                paths = present_files(feed, root, "summary file", summary_path, summaries_key(feed),
                                       NO_BATCH, outcome)
                 error = index_batches(
                     outcome, paths, lambda batch, path: index_summary_file(client, path, alias=alias,
@@ -240,11 +241,12 @@ def build_report_cache_asset(feed: Feed, *, with_apm: bool = False) -> dg.Assets
         context: dg.AssetExecutionContext, vt_storage: VTStorageResource, vt_elasticsearch: VTElasticsearchResource,
         vt_apm: VTApmResource,
     ):  # a generator; a return annotation would be read as the output's type
-        with vt_apm.stage_transaction(feed.name, "report_cache", context.partition_keys) as transaction:
-            yield from index_full_reports(context, vt_storage, vt_elasticsearch, transaction)
+        batches = context.partition_keys
+        with vt_apm.stage_transaction(feed.name, "report_cache", batches) as transaction:
+            yield from index_full_reports(context, batches, vt_storage, vt_elasticsearch, transaction)
 
     def index_full_reports(
-        context: dg.AssetExecutionContext, vt_storage: VTStorageResource, vt_elasticsearch: VTElasticsearchResource,
+        context: dg.AssetExecutionContext, batches: list[str], vt_storage: VTStorageResource, vt_elasticsearch: VTElasticsearchResource,
         transaction: StageTransaction,
     ) -> Iterator[Any]:
         """Bulk-index the full VT objects of every raw batch of the run; a batch that fails does
@@ -252,14 +254,14 @@ def build_report_cache_asset(feed: Feed, *, with_apm: bool = False) -> dg.Assets
         root = vt_storage.path
         line_limit = configured_line_limit(vt_storage)
         alias = vt_elasticsearch.settings().report_alias(feed.name)
-        outcome = RangeOutcome(f"{feed.name}/report_cache", len(context.partition_keys))
+        outcome = RangeOutcome(f"{feed.name}/report_cache", batches)
         client = vt_elasticsearch.client()
         failure: dg.Failure | None = None
         try:
             with Interruption(outcome) as interruption:
                 raise_if_stopped()
                 require_alias(client, alias)
-                raws = present_files(context, feed, root, "raw file", raw_batch_path, raw_batch_key(feed),
+                raws = present_files(feed, root, "raw file", raw_batch_path, raw_batch_key(feed),
                                      NO_BATCH, outcome)
                 error = index_batches(
                     outcome, raws, lambda batch, raw: index_reports(client, raw, alias=alias, feed=feed.name,

@@ -71,18 +71,18 @@ def build_raw_batch_asset(feed: Feed, *, with_apm: bool = False) -> dg.AssetsDef
         vt_storage: VTStorageResource,
         vt_apm: VTApmResource,
     ):  # a generator; a return annotation would be read as the output's type
-        with vt_apm.stage_transaction(feed.name, "raw_batch", context.partition_keys) as transaction:
-            yield from download(context, config, vt_feeds, vt_storage, transaction)
+        batches = context.partition_keys
+        with vt_apm.stage_transaction(feed.name, "raw_batch", batches) as transaction:
+            yield from download(context, batches, config, vt_feeds, vt_storage, transaction)
 
     def download(
-        context: dg.AssetExecutionContext, config: RawBatchConfig, vt_feeds: VTFeedsResource,
+        context: dg.AssetExecutionContext, keys: list[str], config: RawBatchConfig, vt_feeds: VTFeedsResource,
         vt_storage: VTStorageResource, transaction: StageTransaction,
     ) -> Iterator[Any]:
         """Every batch of the run on disk or known missing; those that are not fail the run, the
         others are kept (`conclude`)."""
-        keys = context.partition_keys
         context.log.info(f"{feed.name}: {len(keys)} batch(es) {keys[0]}..{keys[-1]}")
-        outcome = RangeOutcome(f"{feed.name}/raw_batch", len(keys))
+        outcome = RangeOutcome(f"{feed.name}/raw_batch", keys)
         error: RawBatchError | None = None
         heard: dict[str, BatchOutcome] = {}
         with Interruption(outcome) as interruption:
@@ -96,7 +96,7 @@ def build_raw_batch_asset(feed: Feed, *, with_apm: bool = False) -> dg.AssetsDef
                         hourly_min_minutes=vt_feeds.hourly_min_minutes,
                         max_consecutive_missing=vt_feeds.max_consecutive_missing,
                         on_outcome=lambda batch: heard.__setitem__(batch.batch, batch),
-                        keep_decoded=decoded_batches_for(context),
+                        keep_decoded=decoded_batches_for(context, keys),
                     )
                 except FeedAuthError as exc:
                     raise dg.Failure(str(exc), allow_retries=False) from None

@@ -117,11 +117,12 @@ def build_summaries_asset(feed: Feed, *, with_apm: bool = False) -> dg.AssetsDef
         context: dg.AssetExecutionContext, vt_storage: VTStorageResource, vt_summarizer: VTSummarizerResource,
         vt_apm: VTApmResource,
     ):  # a generator; a return annotation would be read as the output's type
-        with vt_apm.stage_transaction(feed.name, "summaries", context.partition_keys) as transaction:
-            yield from summarize(context, vt_storage, vt_summarizer, transaction)
+        batches = context.partition_keys
+        with vt_apm.stage_transaction(feed.name, "summaries", batches) as transaction:
+            yield from summarize(context, batches, vt_storage, vt_summarizer, transaction)
 
     def summarize(
-        context: dg.AssetExecutionContext, vt_storage: VTStorageResource, vt_summarizer: VTSummarizerResource,
+        context: dg.AssetExecutionContext, batches: list[str], vt_storage: VTStorageResource, vt_summarizer: VTSummarizerResource,
         transaction: StageTransaction,
     ) -> Iterator[Any]:
         """Summaries of every downloaded batch of the run (one process per core), and their balance
@@ -132,13 +133,13 @@ def build_summaries_asset(feed: Feed, *, with_apm: bool = False) -> dg.AssetsDef
         except ConfigurationError as exc:
             raise dg.Failure(str(exc), allow_retries=False) from None
         root = vt_storage.path
-        outcome = RangeOutcome(f"{feed.name}/summaries", len(context.partition_keys))
+        outcome = RangeOutcome(f"{feed.name}/summaries", batches)
         results: dict[str, BatchSummaryResult] = {}
         with Interruption(outcome) as interruption:
             raise_if_stopped()
             if removed := remove_debris([summary_folder(root, feed.name)]):
                 context.log.info(f"{feed.name}: removed {removed} temp file(s) crashed runs left behind")
-            raws = present_files(context, feed, root, "raw file", raw_batch_path, raw_batch_key(feed),
+            raws = present_files(feed, root, "raw file", raw_batch_path, raw_batch_key(feed),
                                  {"status": "no batch", "objects": 0, "summaries": 0}, outcome)
             for batch in outcome.finished:  # VT never served it: zero documents, which the sensor counts as done
                 record_summary_count(root, feed.name, batch, 0)
