@@ -50,7 +50,7 @@ from vt_dagster.resources import elasticsearch_resource_from_env
 from vt_dagster.storage import raw_batch_path, summary_path
 from vt_dagster.summarize import summarize_object
 from vt_dagster.whitelist import UrlWhitelist
-from vt_dagster_tests.test_summarize import MAXIMAL_OBJECTS, overfull_behaviour_object
+from vt_dagster_tests.vt_objects import MAXIMAL_OBJECTS, overfull_behaviour_object
 
 BATCH = "202401151200"
 NEWER = "202401151300"
