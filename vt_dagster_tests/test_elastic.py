@@ -3,14 +3,11 @@ the real Elasticsearch node of the session (no mock stands in for it)."""
 
 from __future__ import annotations
 
-import bz2
 import hashlib
 import json
 import shutil
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -47,59 +44,24 @@ from vt_dagster.emulator import generate_objects
 from vt_dagster.feeds import FEEDS
 from vt_dagster.local_es import free_port
 from vt_dagster.resources import elasticsearch_resource_from_env
-from vt_dagster.storage import raw_batch_path, summary_path
-from vt_dagster.summarize import summarize_object
-from vt_dagster.whitelist import UrlWhitelist
+from vt_dagster_tests.elastic_helpers import (
+    BATCH,
+    NEWER,
+    SEED,
+    recorded_requests,
+    sample,
+    stored_report,
+    write_raw_batch,
+    write_summaries,
+)
 from vt_dagster_tests.vt_objects import MAXIMAL_OBJECTS, overfull_behaviour_object
-
-BATCH = "202401151200"
-NEWER = "202401151300"
-SEED = 7
 
 
 # --- helpers ----------------------------------------------------------------------------------
 
-def write_summaries(root: Path, feed: str, batch: str, objects: list[dict[str, Any]]) -> Path:
-    """Summaries of `objects` as the summaries asset writes them (NDJSON)."""
-    path = summary_path(root, feed, batch)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    whitelist = UrlWhitelist.default()
-    lines = [json.dumps(summarize_object(obj, feed=feed, batch=batch, whitelist=whitelist)[0])
-             for obj in objects]
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    return path
-
-
-def write_raw_batch(root: Path, feed: str, batch: str, lines: list[str]) -> Path:
-    path = raw_batch_path(root, feed, batch)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(bz2.compress("".join(line + "\n" for line in lines).encode("utf-8")))
-    return path
-
-
-def sample(samples_dir: Path, name: str) -> dict[str, Any]:
-    return json.loads((samples_dir / name).read_text(encoding="utf-8"))
-
-
 def doc_count(client: Elasticsearch, alias: str) -> int:
     client.indices.refresh(index=alias)
     return client.count(index=alias)["count"]
-
-
-@contextmanager
-def recorded_requests(client: Elasticsearch, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every HTTP request the client sends, as "METHOD /path" (the transport is wrapped, so
-    whatever the code under test does is seen, however it builds its requests)."""
-    calls: list[str] = []
-    send = client.transport.perform_request
-
-    def recording(method: str, target: str, *args: Any, **kwargs: Any) -> Any:
-        calls.append(f"{method} {target.split('?')[0]}")
-        return send(method, target, *args, **kwargs)
-
-    monkeypatch.setattr(client.transport, "perform_request", recording)
-    yield calls
-    monkeypatch.undo()
 
 
 def cluster_state(client: Elasticsearch, prefix: str) -> dict[str, Any]:
@@ -111,13 +73,6 @@ def cluster_state(client: Elasticsearch, prefix: str) -> dict[str, Any]:
         "indices": {name: {"aliases": info["aliases"], "uuid": info["settings"]["index"]["uuid"]}
                     for name, info in indices.items()},
     }
-
-
-@pytest.fixture
-def ready(es_client: Elasticsearch, index_prefix: str) -> str:
-    """Templates and write aliases for every feed under a fresh prefix."""
-    setup_elasticsearch(es_client, FEEDS, prefix=index_prefix)
-    return index_prefix
 
 
 # --- pure: ids, names, settings ---------------------------------------------------------------
@@ -629,12 +584,6 @@ def test_search_summaries_finds_newest_first(es_client: Elasticsearch, ready: st
 
 
 # --- reports ----------------------------------------------------------------------------------
-
-def stored_report(client: Elasticsearch, alias: str, doc_id: str) -> list[dict[str, Any]]:
-    client.indices.refresh(index=alias)
-    return [hit["_source"] for hit in
-            client.search(index=alias, query={"ids": {"values": [doc_id]}})["hits"]["hits"]]
-
 
 def test_an_older_batch_never_overwrites_a_newer_report(
     es_client: Elasticsearch, ready: str, tmp_path: Path, samples_dir: Path
