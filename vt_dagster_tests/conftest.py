@@ -297,6 +297,16 @@ def index_prefix(es_client: Elasticsearch) -> Iterator[str]:
 
 
 @pytest.fixture
+def ready(es_client: Elasticsearch, index_prefix: str) -> str:
+    """Templates and write aliases for every feed under a fresh prefix."""
+    from vt_dagster.elastic import setup_elasticsearch
+    from vt_dagster.feeds import FEEDS
+
+    setup_elasticsearch(es_client, FEEDS, prefix=index_prefix)
+    return index_prefix
+
+
+@pytest.fixture
 def emulator() -> Iterator[FeedsEmulator]:
     """A real VT feeds emulator on loopback, small batches, real clock."""
     from vt_dagster.emulator import EmulatorConfig, FeedsEmulator

@@ -94,7 +94,10 @@ def test_sample_loading_tests_pass_from_a_copy_in_an_empty_folder(tmp_path: Path
             (clone / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, clone / name)
     assert not (clone.parent / "shared").exists()
-    tests = ["vt_dagster_tests/test_summarize.py", "vt_dagster_tests/test_summaries.py",
+    summarize = sorted(f"vt_dagster_tests/{path.name}"
+                       for path in (REPO / "vt_dagster_tests").glob("test_summarize_*.py"))
+    assert summarize, "no vt_dagster_tests/test_summarize_*.py: which tests load the samples?"
+    tests = [*summarize, "vt_dagster_tests/test_summaries.py",
              "vt_dagster_tests/test_repository_stands_alone.py::test_every_shipped_sample_has_its_provenance"]
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "unit", *tests],

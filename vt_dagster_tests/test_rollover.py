@@ -42,7 +42,7 @@ from vt_dagster.partitions import minute_partitions
 from vt_dagster.resources import VTElasticsearchResource, VTFeedsResource, VTStorageResource, VTSummarizerResource
 from vt_dagster.sensors import GRACE_PARTITIONS
 from vt_dagster.storage import summary_path
-from vt_dagster_tests.test_elastic import recorded_requests, write_raw_batch, write_summaries
+from vt_dagster_tests.elastic_helpers import recorded_requests, write_raw_batch, write_summaries
 from vt_dagster_tests.test_es_pipeline import chain, evaluate_sensor, range_tags, recent_minutes, run_setup
 
 OLDEST = "202401151100"

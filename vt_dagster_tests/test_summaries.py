@@ -13,7 +13,7 @@ from vt_dagster.emulator import generate_batch, generate_objects
 from vt_dagster.summaries import BatchReadError, parse_feed_line, summarize_batch_file
 from vt_dagster.summarize import ATTRIBUTES_READ, summarize_object
 from vt_dagster.whitelist import UrlWhitelist
-from vt_dagster_tests.test_summarize import MAXIMAL_OBJECTS, overfull_behaviour_object
+from vt_dagster_tests.vt_objects import MAXIMAL_OBJECTS, overfull_behaviour_object
 
 BATCH = "202611230700"
 WHITELIST = UrlWhitelist.default()
