@@ -167,8 +167,8 @@ def build_summary_index_asset(feed: Feed, *, with_apm: bool = False) -> dg.Asset
             yield from index_summaries(context, batches, vt_storage, vt_elasticsearch, transaction)
 
     def index_summaries(
-        context: dg.AssetExecutionContext, batches: list[str], vt_storage: VTStorageResource, vt_elasticsearch: VTElasticsearchResource,
-        transaction: StageTransaction,
+        context: dg.AssetExecutionContext, batches: list[str], vt_storage: VTStorageResource,
+        vt_elasticsearch: VTElasticsearchResource, transaction: StageTransaction,
     ) -> Iterator[Any]:
         """Bulk-index the summary file of every batch of the run, then count what Elasticsearch
         holds; a batch that fails does not stop the others, which are kept (`conclude`)."""
@@ -246,8 +246,8 @@ def build_report_cache_asset(feed: Feed, *, with_apm: bool = False) -> dg.Assets
             yield from index_full_reports(context, batches, vt_storage, vt_elasticsearch, transaction)
 
     def index_full_reports(
-        context: dg.AssetExecutionContext, batches: list[str], vt_storage: VTStorageResource, vt_elasticsearch: VTElasticsearchResource,
-        transaction: StageTransaction,
+        context: dg.AssetExecutionContext, batches: list[str], vt_storage: VTStorageResource,
+        vt_elasticsearch: VTElasticsearchResource, transaction: StageTransaction,
     ) -> Iterator[Any]:
         """Bulk-index the full VT objects of every raw batch of the run; a batch that fails does
         not stop the others, which are kept (`conclude`)."""

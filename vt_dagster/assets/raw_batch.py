@@ -76,13 +76,13 @@ def build_raw_batch_asset(feed: Feed, *, with_apm: bool = False) -> dg.AssetsDef
             yield from download(context, batches, config, vt_feeds, vt_storage, transaction)
 
     def download(
-        context: dg.AssetExecutionContext, keys: list[str], config: RawBatchConfig, vt_feeds: VTFeedsResource,
+        context: dg.AssetExecutionContext, batches: list[str], config: RawBatchConfig, vt_feeds: VTFeedsResource,
         vt_storage: VTStorageResource, transaction: StageTransaction,
     ) -> Iterator[Any]:
         """Every batch of the run on disk or known missing; those that are not fail the run, the
         others are kept (`conclude`)."""
-        context.log.info(f"{feed.name}: {len(keys)} batch(es) {keys[0]}..{keys[-1]}")
-        outcome = RangeOutcome(f"{feed.name}/raw_batch", keys)
+        context.log.info(f"{feed.name}: {len(batches)} batch(es) {batches[0]}..{batches[-1]}")
+        outcome = RangeOutcome(f"{feed.name}/raw_batch", batches)
         error: RawBatchError | None = None
         heard: dict[str, BatchOutcome] = {}
         with Interruption(outcome) as interruption:
@@ -90,13 +90,13 @@ def build_raw_batch_asset(feed: Feed, *, with_apm: bool = False) -> dg.AssetsDef
             with vt_feeds.client() as client:
                 try:
                     outcomes = fetch_batches(
-                        client, vt_storage.path, feed, keys,
+                        client, vt_storage.path, feed, batches,
                         refetch_missing=config.refetch_missing,
                         workers=vt_feeds.download_workers,
                         hourly_min_minutes=vt_feeds.hourly_min_minutes,
                         max_consecutive_missing=vt_feeds.max_consecutive_missing,
                         on_outcome=lambda batch: heard.__setitem__(batch.batch, batch),
-                        keep_decoded=decoded_batches_for(context, keys),
+                        keep_decoded=decoded_batches_for(context, batches),
                     )
                 except FeedAuthError as exc:
                     raise dg.Failure(str(exc), allow_retries=False) from None

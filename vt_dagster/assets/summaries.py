@@ -122,8 +122,8 @@ def build_summaries_asset(feed: Feed, *, with_apm: bool = False) -> dg.AssetsDef
             yield from summarize(context, batches, vt_storage, vt_summarizer, transaction)
 
     def summarize(
-        context: dg.AssetExecutionContext, batches: list[str], vt_storage: VTStorageResource, vt_summarizer: VTSummarizerResource,
-        transaction: StageTransaction,
+        context: dg.AssetExecutionContext, batches: list[str], vt_storage: VTStorageResource,
+        vt_summarizer: VTSummarizerResource, transaction: StageTransaction,
     ) -> Iterator[Any]:
         """Summaries of every downloaded batch of the run (one process per core), and their balance
         check; a batch that fails does not stop the others, which are kept (`conclude`)."""
