@@ -99,7 +99,7 @@ def prioritized(ranges: list[tuple[str, str, str]]) -> list[tuple[str, str, str]
 
 
 def load_cursor(raw: str | None) -> dict[str, str]:
-    """run key -> when it was requested (ISO); an unreadable cursor starts afresh."""
+    """`<feed>:<stage>:<first minute>` of a requested range -> when (ISO); an unreadable cursor starts afresh."""
     try:
         value = json.loads(raw) if raw else {}
     except ValueError:
@@ -140,15 +140,17 @@ def build_backfill_sensor(feeds: list[Feed]) -> dg.SensorDefinition:
                 continue
             stages = {k: needed_stage(k, state, in_es) for k in keys}
             for stage, first, last in prioritized(plan_ranges(keys, stages)):
-                base = f"{feed.name}:{stage}:{first}-{last}"
-                requested = cursor.get(base)
+                # Keyed by where the range starts: the newest range's end moves a minute every
+                # minute, and a run asked for it a tick ago is still fetching those batches.
+                started = f"{feed.name}:{stage}:{first}"
+                requested = cursor.get(started)
                 if requested and now - dt.datetime.fromisoformat(requested) < RETRY_AFTER:
                     continue
                 if len(requests) >= MAX_RUNS_PER_TICK:
                     break
-                cursor[base] = now.isoformat()
+                cursor[started] = now.isoformat()
                 requests.append(dg.RunRequest(
-                    run_key=f"{base}@{now:%Y%m%d%H%M}",
+                    run_key=f"{started}-{last}@{now:%Y%m%d%H%M}",
                     asset_selection=[asset_keys[feed.name][s] for s in SELECTIONS[stage]],
                     # A range run is asked for with these tags (RunRequest has no range argument).
                     tags={"vt/feed": feed.name, "vt/stage": stage,
