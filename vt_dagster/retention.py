@@ -172,12 +172,15 @@ def delete_old_runs(instance, older_than: dt.datetime, limit: int | None = None)
 
 
 def _remove_event_shard(instance, run_id: str) -> None:
-    """SQLite keeps one event file per run; deleting its rows leaves the (empty) file."""
+    """SQLite keeps one event file per run (with its WAL beside it while it is open);
+    deleting its rows leaves the (empty) files."""
     storage = instance.event_log_storage
     path_for_shard = getattr(storage, "path_for_shard", None)
     if path_for_shard is None:
         return
-    Path(path_for_shard(run_id)).unlink(missing_ok=True)
+    shard = Path(path_for_shard(run_id))
+    for suffix in ("", "-wal", "-shm"):
+        shard.with_name(shard.name + suffix).unlink(missing_ok=True)
 
 
 def _delete_compute_logs(instance, run_id: str) -> bool:

@@ -342,8 +342,23 @@ def plan_download(num_days_ago: int, max_minutes: int | None = None) -> Download
     return plan_range(num_days_ago, now, first, last, max_minutes)
 
 
+# The instance a command creates: Dagster's SQLite files in DAGSTER_HOME on the storage that
+# keeps them open (as the service's instance, vt_dagster/data/dagster.yaml), telemetry off.
+COMMAND_INSTANCE_YAML = """telemetry:
+  enabled: false
+storage:
+  custom:
+    module: vt_dagster.instance_storage
+    class: PooledSqliteStorage
+    config:
+      base_dir:
+        env: DAGSTER_HOME
+"""
+
+
 def prepare_dagster_home() -> Path:
-    """DAGSTER_HOME, or ./.dagster_home; a folder this creates gets telemetry off (as the demo does).
+    """DAGSTER_HOME, or ./.dagster_home; a folder this creates gets telemetry off (as the demo
+    does) and the pooled SQLite storage.
 
     An existing instance's dagster.yaml is its operator's: never touched.
     """
@@ -352,7 +367,7 @@ def prepare_dagster_home() -> Path:
     instance_yaml = home / "dagster.yaml"
     if not home.exists() or (not given and not instance_yaml.exists()):
         home.mkdir(parents=True, exist_ok=True)
-        instance_yaml.write_text("telemetry:\n  enabled: false\n")
+        instance_yaml.write_text(COMMAND_INSTANCE_YAML)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 

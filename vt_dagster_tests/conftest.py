@@ -45,6 +45,7 @@ os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
 SAMPLES_DIR = Path(__file__).resolve().parent / "data" / "vt_samples"
 DEPLOY_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml"
+SERVICE_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "vt_dagster" / "data" / "dagster.yaml"
 PG_URL_ENV = "DAGSTER_PG_URL"
 SERVICE_FIXTURES = {
     "es_url": "es", "es_client": "es", "index_prefix": "es", "emulator": "service", "feeds_client": "service", "secret_emulator": "service",
@@ -175,6 +176,20 @@ def instance_from_deploy_yaml(home: Path, pg_url: str) -> Iterator[dg.DagsterIns
     shutil.copyfile(DEPLOY_DAGSTER_YAML, home / "dagster.yaml")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(PG_URL_ENV, pg_url)
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            yield instance
+
+
+@contextmanager
+def instance_from_service_yaml(home: Path) -> Iterator[dg.DagsterInstance]:
+    """The single-machine instance vt_dagster/data/dagster.yaml describes, as shipped, in `home`
+    (DAGSTER_HOME set in this process's environment while it is open: its storage is there)."""
+    import dagster as dg
+
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(SERVICE_DAGSTER_YAML, home / "dagster.yaml")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_HOME", str(home))
         with dg.DagsterInstance.from_config(str(home)) as instance:
             yield instance
 

@@ -41,6 +41,14 @@ def test_summarize_bench_prints_throughputs_spread_and_ends_with_the_ratio(tmp_p
 
 
 @pytest.mark.es
+def test_instance_storage_bench_compares_every_operation_and_ends_with_the_ratio(tmp_path: Path) -> None:
+    lines = run_bench("instance_storage", ["--calls", "5", "--repeat", "1"], tmp_path)
+
+    for operation in ("run log event", "asset materialization", "run-queue poll", "sensor/schedule states"):
+        assert any(re.fullmatch(rf"{operation} +\d+\.\d\d +\d+\.\d\d +\d+\.\d\d", line) for line in lines), operation
+    assert RATIO_LINE.fullmatch(lines[-1])
+
+
 def test_index_bench_ends_with_the_ratio_and_the_sensor_tick(tmp_path: Path, es_url: str) -> None:
     lines = run_bench("index", ["--batches", "2", "--objects", "20", "--repeat", "1"], tmp_path, ES_URL=es_url)
 

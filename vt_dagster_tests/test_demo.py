@@ -52,9 +52,10 @@ def test_demo_backfill_is_a_dagster_backfill_whose_runs_the_daemon_launched(
     demo = any_demo
     if demo.pg_url:
         monkeypatch.setenv(PG_URL_ENV, demo.pg_url)
+    monkeypatch.setenv("DAGSTER_HOME", str(demo.dagster_home))
     with dg.DagsterInstance.from_config(str(demo.dagster_home)) as instance:
         storage = type(instance.run_storage).__name__
-        assert storage == ("PostgresRunStorage" if demo.pg_url else "SqliteRunStorage")
+        assert storage == ("PostgresRunStorage" if demo.pg_url else "PooledSqliteRunStorage")
         backfills = instance.get_backfills()
         assert [backfill.backfill_id for backfill in backfills] == [demo.backfill_id]
         backfill = backfills[0]

@@ -25,9 +25,8 @@ from vt_dagster.emulator import EmulatorConfig, FeedsEmulator
 from vt_dagster.feeds import minute_key
 from vt_dagster.local_es import cache_root
 from vt_dagster.local_postgres import LocalPostgres
-from vt_dagster_tests.conftest import DEPLOY_DAGSTER_YAML, PG_URL_ENV
+from vt_dagster_tests.conftest import DEPLOY_DAGSTER_YAML, PG_URL_ENV, SERVICE_DAGSTER_YAML
 
-SERVICE_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "vt_dagster" / "data" / "dagster.yaml"
 URL = re.compile(r"^postgresql://vt_dagster:([0-9a-f]{32})@127\.0\.0\.1:(\d+)/vt_dagster$")
 
 
@@ -97,7 +96,10 @@ def test_the_service_yaml_says_what_the_deploy_yaml_says_but_storage_and_the_poo
     service = yaml.safe_load(SERVICE_DAGSTER_YAML.read_text())
     assert deploy.pop("storage") == {"postgres": {"postgres_url": {"env": PG_URL_ENV}}}
     assert deploy["concurrency"]["pools"].pop("default_limit") == 1
-    assert "storage" not in service, "the service's instance keeps Dagster's default: SQLite in DAGSTER_HOME"
+    assert service.pop("storage") == {"custom": {
+        "module": "vt_dagster.instance_storage", "class": "PooledSqliteStorage",
+        "config": {"base_dir": {"env": "DAGSTER_HOME"}},
+    }}, "the service's instance is Dagster's SQLite files in DAGSTER_HOME"
     assert deploy == service
 
 

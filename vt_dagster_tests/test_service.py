@@ -27,10 +27,11 @@ def test_a_new_instance_gets_the_projects_dagster_yaml_and_an_existing_one_is_ke
     assert ensure_instance(mine).read_text() == "telemetry:\n  enabled: true\n"
 
 
-def test_the_service_runs_only_the_daemons_the_project_uses(tmp_path: Path) -> None:
+def test_the_service_runs_only_the_daemons_the_project_uses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No asset daemon: nothing uses automation conditions, and its loop would cost CPU all day."""
     import dagster as dg
 
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     ensure_instance(tmp_path)
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         assert set(instance.get_required_daemon_types()) == {
