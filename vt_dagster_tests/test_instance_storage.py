@@ -102,6 +102,40 @@ def test_a_process_keeps_a_bounded_number_of_run_event_files_open(tmp_path: Path
         assert open_runs == set(run_ids[-OPEN_RUN_SHARDS:]), "the most recently used ones"
 
 
+def test_a_run_file_left_unused_is_closed_so_its_writers_wal_can_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    home = tmp_path / "home"
+    with instance_from_service_yaml(home) as instance:
+        run_id = dg.materialize([letter], partition_key="a", instance=instance).run_id
+        shard = instance.event_log_storage.path_for_shard(run_id)
+        assert shard in _open_database_files(home)
+        instance.all_logs("00000000-0000-4000-8000-000000000000")
+        assert shard in _open_database_files(home), "used a moment ago"
+        monkeypatch.setattr("vt_dagster.instance_storage.IDLE_RUN_SHARD_S", 0.0)
+        instance.all_logs("00000000-0000-4000-8000-000000000000")
+        assert shard not in _open_database_files(home)
+        assert not Path(shard + "-wal").exists(), "its last connection closed: SQLite removed the WAL"
+        assert len(instance.all_logs(run_id)) > 5, "and it opens again when asked"
+
+
+def test_a_process_that_never_closes_its_instance_leaves_no_wal_behind(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with instance_from_service_yaml(home):
+        pass
+    worker = textwrap.dedent("""
+        import dagster as dg
+        from vt_dagster_tests.test_instance_storage import letter
+        instance = dg.DagsterInstance.get()
+        assert dg.materialize([letter], partition_key="a", instance=instance).success
+    """)
+    done = subprocess.run([sys.executable, "-c", worker], env={**os.environ, "DAGSTER_HOME": str(home)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(list((home / "history" / "runs").glob("*.db"))) == 2, "the index and the run's file"
+    assert sorted(p.name for p in home.rglob("*.db-wal")) == []
+
+
 def test_closing_the_instance_closes_every_database_file(tmp_path: Path) -> None:
     home = tmp_path / "home"
     with instance_from_service_yaml(home) as instance:
