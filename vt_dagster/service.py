@@ -12,13 +12,14 @@ deploy new code. `dagster api grpc` serves it itself: `dagster code-server start
 proxy process in front of it (to reload code from the UI, which a restart does here) that
 measured ~0.6 CPU-seconds a minute on an idle service, half of the idle service's cost. With
 `--lazy-load-user-code` a code location that fails to load is shown in the UI with its error,
-as the code server would. The instance gets the project's `dagster.yaml` when it has none.
+as the code server would. The daemon and the webserver ask the code server whether it
+restarted every 15 s instead of every second: the three start and stop together here. The
+instance gets the project's `dagster.yaml` when it has none.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -79,13 +80,10 @@ def _dagster_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "dagster", *args]
 
 
-def _script(name: str) -> list[str]:
-    """A console script of this environment (dagster-daemon has no `python -m` form)."""
-    beside = Path(sys.executable).with_name(name)
-    found = str(beside) if beside.exists() else shutil.which(name)
-    if found is None:
-        raise RuntimeError(f"{name} is not installed in this Python environment ({sys.executable})")
-    return [found]
+def _watching_slowly(script: str) -> list[str]:
+    """A Dagster console script of this environment whose watch of the code server polls every
+    15 s instead of every second (see vt_dagster/code_server_watch.py)."""
+    return [sys.executable, "-m", "vt_dagster.code_server_watch", script]
 
 
 @dataclass
@@ -115,10 +113,10 @@ class Service:
                                                    "--location-name", CODE_LOCATION, "--lazy-load-user-code",
                                                    "--log-level", "warning"), env, logs)
         self._wait_for(lambda: socket.exists(), "code-server", deadline)
-        self._spawn("daemon", [*_script("dagster-daemon"), "run", "-w", str(workspace), "--log-level", "warning"],
-                    env, logs)
+        self._spawn("daemon", [*_watching_slowly("dagster-daemon"), "run", "-w", str(workspace),
+                               "--log-level", "warning"], env, logs)
         if self.ui_port is not None:
-            self._spawn("webserver", [*_script("dagster-webserver"), "-w", str(workspace), "-h", self.host,
+            self._spawn("webserver", [*_watching_slowly("dagster-webserver"), "-w", str(workspace), "-h", self.host,
                                       "-p", str(self.ui_port), "--dagster-log-level", "warning"], env, logs)
             self._wait_for(self._ui_answers, "webserver", deadline)
 

@@ -78,6 +78,9 @@ def test_serve_runs_ui_and_daemon_on_one_code_server_and_stops_on_sigterm(tmp_pa
         servers = [c for c in commands if " api grpc " in c or "code-server" in c]
         assert len(servers) == 1, f"one code server, the daemon and the UI start none of their own: {commands}"
         assert " api grpc -m vt_dagster.definitions " in servers[0], "serving the code itself, no proxy process"
+        watching = [c for c in commands if " -m vt_dagster.code_server_watch " in c]
+        assert sorted(c.split(" -m vt_dagster.code_server_watch ")[1].split()[0] for c in watching) == [
+            "dagster-daemon", "dagster-webserver"], commands
     finally:
         started = time.monotonic()
         service.send_signal(signal.SIGTERM)
@@ -85,3 +88,47 @@ def test_serve_runs_ui_and_daemon_on_one_code_server_and_stops_on_sigterm(tmp_pa
     assert code == 0 and time.monotonic() - started < 60
     time.sleep(1)
     assert _session_processes(service.pid) == [], "every process of the service stopped"
+
+
+WATCH_COUNT = """
+import sys, threading, time
+from dagster._grpc.client import DagsterGrpcClient
+from dagster._grpc.server_watcher import create_grpc_watch_thread
+from vt_dagster.code_server_watch import slow_down_code_server_watch
+
+class Server(DagsterGrpcClient):
+    calls = 0
+    def get_server_id(self, timeout=None):
+        Server.calls += 1
+        return "same-server"
+
+if sys.argv[1] == "slow":
+    slow_down_code_server_watch()
+noop = lambda *args: None
+shutdown, thread = create_grpc_watch_thread("vt_dagster", Server(socket="/nonexistent"), get_location_entry=noop,
+    refresh_code_location=noop, on_disconnect=noop, on_reconnected=noop, on_updated=noop, on_error=noop)
+thread.start()
+time.sleep(3.5)
+shutdown.set()
+print(Server.calls)
+"""
+
+
+@pytest.mark.parametrize(("mode", "calls"), [("dagster", range(3, 6)), ("slow", range(1, 2))])
+def test_the_code_server_watch_polls_every_15_s_instead_of_every_second(mode: str, calls: range) -> None:
+    """Dagster's own interval first, so that a Dagster whose watch changed fails here too."""
+    done = subprocess.run([sys.executable, "-c", WATCH_COUNT, mode], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.split()[-1]) in calls
+
+
+def test_the_watch_wrapper_runs_the_named_dagster_script_and_refuses_others() -> None:
+    helped = subprocess.run([sys.executable, "-m", "vt_dagster.code_server_watch", "dagster-daemon", "--help"],
+                            capture_output=True, text=True, timeout=120)
+    assert helped.returncode == 0 and "dagster daemon" in helped.stdout, helped.stderr[-2000:]
+    refused = subprocess.run([sys.executable, "-m", "vt_dagster.code_server_watch", "pip", "list"],
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and not refused.stdout
+    assert refused.stderr.strip().splitlines() == [
+        "usage: python -m vt_dagster.code_server_watch dagster-daemon|dagster-webserver ARGS..."]
+
